@@ -1,0 +1,142 @@
+"""Recollect: a multi-tenant, MotorHead-compatible chat memory server."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+
+from app import metrics
+from config import Settings, load_settings
+from config.logging import configure as configure_logging
+from config.logging import log_context
+
+log = logging.getLogger("recollect")
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# MotorHead's routes are also served under the prefixes its clients use: n8n appends
+# "/motorhead" to its host, and the hosted API lived at "/v1/motorhead" (bodies there are
+# wrapped as {"data": ...}).
+COMPAT_PREFIXES = {"motorhead": "/motorhead", "motorhead_v1": "/v1/motorhead"}
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Wire the app; build no socket and no thread (those come per process, after fork)."""
+    from app import account, admin, auth, cli, docs, health, limits, memory, proxy, sessions
+    from app.errors import register_error_handlers
+    from app.extensions import Resources
+
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    # Session ids may contain '/' (even '//'): match them whole, never merge or redirect.
+    app.url_map.converters["sid"] = memory.SessionIdConverter
+    app.url_map.merge_slashes = False
+    app.extensions["recollect"] = Resources(settings)
+    _configure_logging(settings)
+
+    app.before_request(_assign_request_id)
+    app.before_request(_start_background_work)
+    # Authentication first: the limiter's own before_request hook, registered next, keys
+    # its counters by the tenant that authentication found.
+    auth.init_app(app)
+    if settings.rate_limits_enabled:
+        limits.init_app(app, settings, exempt=[health.bp, health.metrics_bp, admin.bp, docs.bp])
+    app.after_request(_finish_request)
+    register_error_handlers(app)
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(docs.bp)
+    if settings.metrics:
+        app.register_blueprint(health.metrics_bp)
+    app.register_blueprint(admin.bp)
+    tenant_blueprints = (memory.bp, sessions.bp, account.bp)
+    for bp in tenant_blueprints:
+        app.register_blueprint(bp)
+    for name, prefix in COMPAT_PREFIXES.items():
+        parent = Blueprint(name, __name__, url_prefix=prefix)
+        for bp in tenant_blueprints:
+            parent.register_blueprint(bp)
+        if name == "motorhead_v1":
+            parent.after_request(_wrap_in_data)
+        app.register_blueprint(parent)
+    cli.init_app(app)
+
+    if settings.redis_url is None:
+        log.warning(
+            "REDIS_URL is not set: using the embedded in-process store (one process, "
+            "nothing persisted). Set REDIS_URL for anything but a trial."
+        )
+    if settings.open_tenant:
+        log.warning(
+            "RECOLLECT_OPEN_TENANT=%s: requests without credentials act as that tenant "
+            "(MotorHead drop-in mode)",
+            settings.open_tenant,
+        )
+    proxy.wrap(app, settings.proxy_count)
+    return app
+
+
+def _configure_logging(settings: Settings) -> None:
+    # Under gunicorn, logconfig_dict already configured everything (same formatter).
+    if not logging.getLogger("recollect").handlers:
+        configure_logging(settings.log_level, settings.log_format)
+    logging.getLogger("recollect").setLevel(settings.log_level)
+
+
+def _assign_request_id() -> None:
+    g.started = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID")
+    g.request_id = incoming if incoming and _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    # A fresh context per request: gunicorn's threads serve many requests each.
+    log_context.set({"request_id": g.request_id})
+
+
+def _start_background_work() -> None:
+    """Start this process's fold pool and sweeper on its first request (after any fork);
+    gunicorn's ``post_fork`` hook starts it earlier in production."""
+    resources = current_app.extensions["recollect"]
+    runner = resources.runner
+    if not runner.started:
+        runner.start()
+
+
+def _finish_request(response: Response) -> Response:
+    request_id = g.get("request_id")
+    if request_id is None:  # failed before the first hook (e.g. routing)
+        _assign_request_id()
+        request_id = g.request_id
+    response.headers["X-Request-ID"] = request_id
+    # The route template, never the path: session ids may be personal data.
+    route = request.url_rule.rule if request.url_rule else "-"
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    metrics.REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+    metrics.REQUEST_SECONDS.labels(route, request.method).observe(seconds)
+    if log.isEnabledFor(logging.INFO):
+        principal = g.get("principal")
+        fields = {
+            "method": request.method,
+            "route": route,
+            "status": response.status_code,
+            "ms": round(seconds * 1000, 1),
+            "tenant_id": principal.tenant_id if principal else None,
+            "key_id": principal.key_id if principal else None,
+            "request_id": request_id,
+        }
+        log.info(
+            "request method=%s route=%s status=%d ms=%.1f tenant=%s key=%s request_id=%s",
+            *(fields[k] if fields[k] is not None else "-" for k in fields),
+            extra=fields,
+        )
+    return response
+
+
+def _wrap_in_data(response: Response) -> Response:
+    if response.mimetype == "application/json" and response.status_code < 400:
+        response.set_data(b'{"data":' + response.get_data() + b"}")
+    return response

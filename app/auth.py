@@ -1,0 +1,101 @@
+"""Authentication: one app-level hook that decides who a request acts as.
+
+It runs before every view (and, registered before the rate limiter, before the limiter's
+own hook, so limits can be keyed by tenant). Access by top-level blueprint: ``health`` is
+public, ``admin`` takes the operator token, everything else a tenant key.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app, g, request
+
+from app.domain import keys as keymod
+from app.domain.errors import NotFound, RateLimited, Unauthenticated
+from app.extensions import Resources
+from config.logging import log_context
+
+log = logging.getLogger("recollect")
+
+PUBLIC_BLUEPRINTS = frozenset({"health", "docs", "metrics"})
+ADMIN_BLUEPRINTS = frozenset({"admin"})
+
+
+def presented_key() -> str | None:
+    """The key a request carries: ``Authorization: Bearer`` or MotorHead's hosted header.
+
+    Two different keys in the two headers are refused rather than guessed between.
+    """
+    bearer = None
+    header = request.headers.get("Authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthenticated("malformed Authorization header")
+        bearer = value.strip()
+    metal = request.headers.get("x-metal-api-key")
+    metal = metal.strip() if metal else None
+    if bearer and metal and bearer != metal:
+        raise Unauthenticated("conflicting credentials")
+    return bearer or metal
+
+
+def _authenticate_admin(resources: Resources) -> None:
+    token = resources.settings.admin_token
+    if token is None:
+        # Without an operator token the admin API does not exist.
+        raise NotFound("not found")
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not keymod.token_matches(value.strip(), token.get_secret_value()):
+        raise Unauthenticated("invalid or missing admin token")
+    g.admin = True
+
+
+def authenticate() -> None:
+    if request.endpoint is None:
+        return  # unknown route: let routing answer 404
+    top = request.blueprints[-1] if request.blueprints else None
+    if top in PUBLIC_BLUEPRINTS:
+        return
+    guard = current_app.extensions.get("recollect_auth_guard")
+    if guard is not None:
+        blocked = guard.retry_after(request.remote_addr)
+        if blocked is not None:
+            raise RateLimited("too many failed authentications", retry_after=blocked)
+    try:
+        _authenticate()
+    except Unauthenticated:
+        wait = guard.failed(request.remote_addr) if guard is not None else None
+        if wait is not None:
+            raise RateLimited("too many failed authentications", retry_after=wait) from None
+        raise
+
+
+def _authenticate() -> None:
+    top = request.blueprints[-1] if request.blueprints else None
+    resources: Resources = current_app.extensions["recollect"]
+    if top in ADMIN_BLUEPRINTS:
+        _authenticate_admin(resources)
+        return
+    key = presented_key()
+    registry = resources.registry
+    if key is None:
+        open_tenant = resources.settings.open_tenant
+        if open_tenant is None:
+            raise Unauthenticated("missing API key")
+        principal = registry.principal_for(open_tenant)
+        if principal is None:
+            registry.ensure_tenant(open_tenant)
+            principal = registry.principal_for(open_tenant)
+    else:
+        principal = registry.authenticate(key)
+    if principal is None:
+        raise Unauthenticated("invalid API key")
+    g.principal = principal
+    log_context.set(log_context.get() | {"tenant_id": principal.tenant_id, "key_id": principal.key_id or "-"})
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(authenticate)

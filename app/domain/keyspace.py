@@ -1,0 +1,116 @@
+"""Every Redis key name Recollect uses, in one place.
+
+Layout (``rc`` is the configurable product prefix):
+
+* ``rc:tenants`` — set of tenant ids; ``rc:tenant:<tid>`` — tenant record (hash);
+  ``rc:tenant:<tid>:keys`` — the tenant's key ids; ``rc:key:<key_id>`` — one API key (hash).
+* ``rc:{<tid>:<sid>}:w|m|i|l`` — one session: window (list), meta (hash), idempotency
+  records (hash), summarization lock (string). The braces are a Redis Cluster hash tag, so
+  every key of a session lives in one slot and the session's scripts stay single-slot.
+* ``rc:{<tid>}:sessions|usage`` — tenant-wide keys, in the tenant's own hash tag.
+* ``rc:due`` — sorted set of sessions awaiting summarization, scored by due time.
+
+Session ids are percent-encoded (everything but ``A-Za-z0-9._~-``), which is injective and
+leaves no ``{``, ``}``, ``:`` or ``*`` in the encoded form, so no id can reach another
+session's or tenant's keys and no id can move a key out of its hash tag. Tenant ids are
+slugs (``[a-z0-9_-]``), so they carry no separator either.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def encode_session_id(session_id: str) -> str:
+    return quote(session_id, safe="")
+
+
+def decode_session_id(encoded: str) -> str:
+    return unquote(encoded, errors="strict")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKeys:
+    window: str
+    meta: str
+    idempotency: str
+    lock: str
+
+    @property
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.window, self.meta, self.idempotency, self.lock)
+
+
+class Keyspace:
+    def __init__(self, prefix: str = "rc") -> None:
+        self.prefix = prefix
+        self.tenants = f"{prefix}:tenants"
+        self.due = f"{prefix}:due"
+
+    def tenant(self, tenant_id: str) -> str:
+        return f"{self.prefix}:tenant:{tenant_id}"
+
+    def tenant_keys(self, tenant_id: str) -> str:
+        return f"{self.prefix}:tenant:{tenant_id}:keys"
+
+    def api_key(self, key_id: str) -> str:
+        return f"{self.prefix}:key:{key_id}"
+
+    def session(self, tenant_id: str, session_id: str) -> SessionKeys:
+        tag = f"{self.prefix}:{{{tenant_id}:{encode_session_id(session_id)}}}"
+        return SessionKeys(f"{tag}:w", f"{tag}:m", f"{tag}:i", f"{tag}:l")
+
+    def sessions_index(self, tenant_id: str) -> str:
+        return f"{self.prefix}:{{{tenant_id}}}:sessions"
+
+    def usage(self, tenant_id: str) -> str:
+        return f"{self.prefix}:{{{tenant_id}}}:usage"
+
+    def tenant_data_patterns(self, tenant_id: str) -> tuple[str, ...]:
+        """SCAN patterns matching every data key of one tenant: sessions, tenant-wide keys,
+        and the rate limiter's counters (flask-limiter's own key format, under our prefix).
+
+        ``{`` and ``}`` are literal in Redis globs; tenant ids contain no glob characters.
+        """
+        return (
+            f"{self.prefix}:{{{tenant_id}:*",
+            f"{self.prefix}:{{{tenant_id}}}:*",
+            f"LIMITS:{{LIMITER/{self.rate_limit_prefix}/t:{tenant_id}/*",
+        )
+
+    @property
+    def rate_limit_prefix(self) -> str:
+        return f"{self.prefix}:rl"
+
+    # Members of the due set name a session across tenants: "<tid>:<encoded sid>" is
+    # unambiguous because tenant ids never contain ':'.
+    @staticmethod
+    def due_member(tenant_id: str, session_id: str) -> str:
+        return f"{tenant_id}:{encode_session_id(session_id)}"
+
+    @staticmethod
+    def parse_due_member(member: str) -> tuple[str, str]:
+        tenant_id, _, encoded = member.partition(":")
+        return tenant_id, decode_session_id(encoded)
+
+
+MAX_SESSION_ID_BYTES = 256
+
+
+def validate_session_id(session_id: str) -> str:
+    """1–256 bytes of UTF-8 without control characters (api.md §4)."""
+    from app.domain.errors import InvalidRequest
+
+    size = len(session_id.encode("utf-8", errors="surrogatepass"))
+    if not 1 <= size <= MAX_SESSION_ID_BYTES:
+        raise InvalidRequest(
+            f"session id must be 1-{MAX_SESSION_ID_BYTES} bytes of UTF-8",
+            code="invalid_session_id",
+        )
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 or 0xD800 <= ord(ch) < 0xE000 for ch in session_id):
+        raise InvalidRequest("session id must not contain control characters", code="invalid_session_id")
+    return session_id

@@ -1,0 +1,135 @@
+"""Memory operations as the API offers them, composed from the store, the window policy
+and the fold runner. Knows nothing of HTTP: it takes plain values and raises domain errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from app.domain import tokens
+from app.domain.errors import NotFound, QuotaExceeded, TooLarge
+from app.domain.keyspace import validate_session_id
+from app.domain.store import AppendResult, MemoryView, NewMessage, SessionStore
+from app.domain.tenants import Principal
+from app.domain.usage import UsageLedger
+from app.domain.window import overflows
+
+
+class MessageLike(Protocol):
+    role: str
+    content: str
+    metadata: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    view: MemoryView
+    window_size: int
+
+    @property
+    def pending_summary(self) -> int:
+        """Messages neither in ``messages`` nor yet in ``context`` (a fold is due)."""
+        return max(0, self.view.window_length - len(self.view.messages_json))
+
+
+FoldRequester = Callable[[str, str], None]
+
+
+class MemoryService:
+    def __init__(
+        self,
+        store: SessionStore,
+        usage: UsageLedger,
+        *,
+        max_messages_per_post: int,
+        request_fold: FoldRequester | None = None,
+    ) -> None:
+        self._store = store
+        self._usage = usage
+        self._max_messages = max_messages_per_post
+        self._request_fold = request_fold
+
+    def append(
+        self,
+        principal: Principal,
+        session_id: str,
+        messages: Sequence[MessageLike],
+        *,
+        context: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> AppendResult:
+        validate_session_id(session_id)
+        policy = principal.policy
+        if len(messages) > self._max_messages:
+            raise TooLarge(f"at most {self._max_messages} messages per request", code="too_many_messages")
+        new = []
+        for index, m in enumerate(messages):
+            if len(m.content.encode("utf-8", errors="surrogatepass")) > policy.max_message_bytes:
+                raise TooLarge(
+                    f"messages.{index}.content exceeds {policy.max_message_bytes} bytes",
+                    code="message_too_large",
+                )
+            count = tokens.count_message_tokens(m.role, m.content, policy.summary_model)
+            new.append(NewMessage(m.role, m.content, m.metadata, count))
+        # With a session quota, a tenant at its limit may still write to the sessions it
+        # has; the append script refuses to create a new one (an extra round trip only
+        # for tenants with a quota). Concurrent creations can overshoot by their number.
+        may_create = (
+            policy.max_sessions is None
+            or self._store.count_sessions(principal.tenant_id, ttl_seconds=policy.session_ttl_seconds)
+            < policy.max_sessions
+        )
+        result = self._store.append(
+            principal.tenant_id,
+            session_id,
+            new,
+            context=context,
+            ttl_seconds=policy.session_ttl_seconds,
+            idempotency_key=idempotency_key,
+            may_create=may_create,
+        )
+        if result.refused:
+            raise QuotaExceeded(f"the tenant's quota of {policy.max_sessions} sessions is reached")
+        if self._request_fold is not None and overflows(
+            result.window_length,
+            result.window_tokens,
+            window_size=policy.window_size,
+            window_tokens=policy.window_tokens,
+        ):
+            self._request_fold(principal.tenant_id, session_id)
+        return result
+
+    def read(self, principal: Principal, session_id: str) -> Memory:
+        validate_session_id(session_id)
+        size = principal.policy.window_size
+        return Memory(self._store.read(principal.tenant_id, session_id, limit=size), size)
+
+    def delete(self, principal: Principal, session_id: str) -> None:
+        validate_session_id(session_id)
+        self._store.delete_session(principal.tenant_id, session_id)
+
+    def get_message(self, principal: Principal, session_id: str, message_id: int) -> bytes:
+        validate_session_id(session_id)
+        raw = self._store.get_message(principal.tenant_id, session_id, message_id)
+        if raw is None:
+            raise NotFound("message not found in the window", code="message_not_found")
+        return raw
+
+    def delete_message(self, principal: Principal, session_id: str, message_id: int) -> None:
+        validate_session_id(session_id)
+        if not self._store.delete_message(principal.tenant_id, session_id, message_id):
+            raise NotFound("message not found in the window", code="message_not_found")
+
+    def list_sessions(self, principal: Principal, *, page: int, size: int) -> list[str]:
+        return self._store.list_sessions(
+            principal.tenant_id,
+            offset=(page - 1) * size,
+            count=size,
+            ttl_seconds=principal.policy.session_ttl_seconds,
+        )
+
+    def usage(self, tenant_id: str, *, ttl_seconds: int) -> dict[str, Any]:
+        sessions = self._store.count_sessions(tenant_id, ttl_seconds=ttl_seconds)
+        return self._usage.report(tenant_id, sessions=sessions)

@@ -1,0 +1,441 @@
+"""The session store: every Redis command on session data, and every script.
+
+A session is four keys in one hash tag (see ``keyspace``):
+
+* window ``:w`` — a list, oldest first, of the messages not yet folded into the summary.
+  Each element is the message's API representation as compact JSON starting with
+  ``{"id":<n>,`` — reads pass the bytes through untouched, and scripts can read the id
+  with one pattern match.
+* meta ``:m`` — a hash: ``next`` (last id given), ``gen`` (a nonce set when the session is
+  created, so a fold that started before a DELETE can never write into the session that a
+  later POST recreates), ``sum`` (summary), ``tok`` (LLM tokens spent), ``wm`` (watermark:
+  the last folded id), ``folded``, ``wt`` (tokens in the window), ``crt``/``upd``.
+* idempotency ``:i`` — a hash of Idempotency-Key digest → ``"<ms>:<first id>:<last id>"``.
+* lock ``:l`` — the summarization lock (see ``jobs``).
+
+Writes that must be atomic are Lua scripts touching only these keys, so they stay valid on
+Redis Cluster. Tenant-wide bookkeeping (the session index) rides in the same pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from redis import Redis
+from redis.cluster import RedisCluster
+
+from app.domain.keyspace import Keyspace
+
+IDEMPOTENCY_SECONDS = 24 * 3600
+
+_APPEND = """
+-- KEYS: window, meta, idem, index(optional: not touched here)
+-- ARGV: now_ms, ttl_s, gen ('' = only an existing session may be appended to: the
+--       tenant is at its session quota), idem_digest|'', context|'', has_context(0/1),
+--       tokens_sum, payload1..n
+-- Returns {first, last, window length, created, replayed, window tokens, refused}.
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+if ARGV[3] == '' and redis.call('HEXISTS', KEYS[2], 'gen') == 0 then
+  return {0, 0, 0, 0, 0, 0, 1}
+end
+if ARGV[4] ~= '' then
+  local seen = redis.call('HGET', KEYS[3], ARGV[4])
+  if seen then
+    local ts, first, last = string.match(seen, '^(%d+):(%d+):(%d+)$')
+    if ts and now - tonumber(ts) < 86400000 then
+      return {tonumber(first), tonumber(last), redis.call('LLEN', KEYS[1]), 0, 1,
+              tonumber(redis.call('HGET', KEYS[2], 'wt') or '0'), 0}
+    end
+  end
+end
+local n = #ARGV - 7
+local created = redis.call('HSETNX', KEYS[2], 'gen', ARGV[3])
+if created == 1 then redis.call('HSET', KEYS[2], 'crt', now) end
+local last = redis.call('HINCRBY', KEYS[2], 'next', n)
+local first = last - n + 1
+if n > 0 then
+  local items = {}
+  for i = 1, n do items[i] = '{"id":' .. (first + i - 1) .. ',' .. ARGV[7 + i] end
+  redis.call('RPUSH', KEYS[1], unpack(items))
+  redis.call('HINCRBY', KEYS[2], 'wt', tonumber(ARGV[7]))
+end
+if ARGV[6] == '1' then redis.call('HSET', KEYS[2], 'sum', ARGV[5]) end
+redis.call('HSET', KEYS[2], 'upd', now)
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[3], ARGV[4], now .. ':' .. first .. ':' .. last)
+  -- Keep the record bounded: drop entries past their 24 h once the hash grows.
+  if redis.call('HLEN', KEYS[3]) > 256 then
+    local all = redis.call('HGETALL', KEYS[3])
+    for i = 1, #all, 2 do
+      local ts = tonumber(string.match(all[i + 1], '^(%d+):'))
+      if ts and now - ts >= 86400000 then redis.call('HDEL', KEYS[3], all[i]) end
+    end
+  end
+  local idem_ttl = 86400
+  if ttl > 0 and ttl < idem_ttl then idem_ttl = ttl end
+  redis.call('EXPIRE', KEYS[3], idem_ttl)
+end
+for i = 1, 2 do
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
+end
+return {first, last, redis.call('LLEN', KEYS[1]), created, 0,
+        tonumber(redis.call('HGET', KEYS[2], 'wt') or '0'), 0}
+"""
+
+_DELETE_MESSAGE = """
+-- KEYS: window, meta. ARGV: message id. Returns the removed element or false.
+local wanted = ARGV[1]
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for i = 1, #items do
+  if string.match(items[i], '^{"id":(%d+),') == wanted then
+    redis.call('LREM', KEYS[1], 1, items[i])
+    local tk = tonumber(string.match(items[i], '"token_count":(%d+)[,}]')) or 0
+    redis.call('HINCRBY', KEYS[2], 'wt', -tk)
+    return items[i]
+  end
+end
+return false
+"""
+
+_COMMIT_FOLD = """
+-- KEYS: window, meta, lock.
+-- ARGV: lock_token, gen, expected_watermark, tokens_spent, keep_summary(0/1), summary,
+--       folded_tokens, id1..idn (the folded ids, oldest first)
+-- Returns 1 on commit, or an error word: 'lock', 'gone', 'moved', 'changed'.
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 'lock' end
+if redis.call('HGET', KEYS[2], 'gen') ~= ARGV[2] then return 'gone' end
+local wm = redis.call('HGET', KEYS[2], 'wm') or '0'
+if wm ~= ARGV[3] then return 'moved' end
+local n = #ARGV - 7
+local head = redis.call('LRANGE', KEYS[1], 0, n - 1)
+if #head ~= n then return 'changed' end
+for i = 1, n do
+  -- A folded message deleted meanwhile would otherwise live on inside the summary.
+  if string.match(head[i], '^{"id":(%d+),') ~= ARGV[7 + i] then return 'changed' end
+end
+redis.call('LTRIM', KEYS[1], n, -1)
+if ARGV[5] == '0' then redis.call('HSET', KEYS[2], 'sum', ARGV[6]) end
+redis.call('HSET', KEYS[2], 'wm', ARGV[7 + n])
+redis.call('HINCRBY', KEYS[2], 'folded', n)
+redis.call('HINCRBY', KEYS[2], 'tok', tonumber(ARGV[4]))
+redis.call('HINCRBY', KEYS[2], 'wt', -tonumber(ARGV[7]))
+return 1
+"""
+
+_ADD_TOKENS = """
+-- Tokens spent on a fold that could not commit still count (they were billed).
+if redis.call('HGET', KEYS[1], 'gen') == ARGV[1] then
+  redis.call('HINCRBY', KEYS[1], 'tok', tonumber(ARGV[2]))
+end
+return 0
+"""
+
+
+def utc_day(ms: int | None = None) -> str:
+    """The UTC day (``YYYY-MM-DD``) that usage counters and daily budgets are kept by."""
+    seconds = (ms / 1000) if ms is not None else time.time()
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d")
+
+
+def utc_iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    role: str
+    content: str
+    metadata: dict[str, Any] | None
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    first_id: int
+    last_id: int
+    window_length: int
+    created: bool
+    replayed: bool
+    window_tokens: int
+    refused: bool = False  # a new session, but the tenant is at its session quota
+
+    @property
+    def ids(self) -> list[int]:
+        return list(range(self.first_id, self.last_id + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryView:
+    """What GET returns: the raw JSON of the newest messages (newest first) and the rest."""
+
+    messages_json: list[bytes]
+    context: str | None
+    tokens: int
+    window_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class FoldState:
+    """A consistent snapshot of what a fold needs."""
+
+    gen: str | None
+    messages: list[dict[str, Any]]
+    summary: str | None
+    watermark: int
+
+
+def is_cluster(redis: Redis) -> bool:
+    return isinstance(redis, RedisCluster)
+
+
+class SessionStore:
+    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
+        self._redis = redis
+        self._keys = keyspace
+        # redis-py's cluster pipelines refuse EVALSHA: there the script runs on its own and
+        # the tenant-wide bookkeeping follows in a second pipeline (two round trips).
+        self._cluster = is_cluster(redis)
+        self._append = redis.register_script(_APPEND)
+        self._delete_message = redis.register_script(_DELETE_MESSAGE)
+        self._commit_fold = redis.register_script(_COMMIT_FOLD)
+        self._add_tokens = redis.register_script(_ADD_TOKENS)
+
+    @property
+    def keyspace(self) -> Keyspace:
+        return self._keys
+
+    @property
+    def redis(self) -> Redis:
+        return self._redis
+
+    # --- writes ------------------------------------------------------------------------
+
+    def append(
+        self,
+        tenant_id: str,
+        session_id: str,
+        messages: Sequence[NewMessage],
+        *,
+        context: str | None = None,
+        ttl_seconds: int = 0,
+        idempotency_key: str | None = None,
+        may_create: bool = True,
+        now_ms: int | None = None,
+    ) -> AppendResult:
+        """Append messages (ids assigned here, increasing) and optionally replace the
+        summary, in one script; index the session and count the messages in the same
+        round trip. With ``may_create=False`` a session that does not exist yet is refused
+        (nothing is written)."""
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        created_at = utc_iso(now)
+        payloads = []
+        for m in messages:
+            body: dict[str, Any] = {
+                "role": m.role,
+                "content": m.content,
+                "created_at": created_at,
+                "token_count": m.token_count,
+            }
+            if m.metadata:
+                body["metadata"] = m.metadata
+            # Strip the leading '{': the script prepends '{"id":<n>,'.
+            payloads.append(orjson.dumps(body)[1:])
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32] if idempotency_key else ""
+        keys = self._keys.session(tenant_id, session_id)
+        args: list[Any] = [
+            now,
+            ttl_seconds,
+            secrets.token_hex(8) if may_create else "",
+            digest,
+            context if context is not None else "",
+            "1" if context is not None else "0",
+            sum(m.token_count for m in messages),
+            *payloads,
+        ]
+        usage = self._keys.usage(tenant_id)
+        day = utc_day(now)
+        pipe = self._redis.pipeline(transaction=False)
+        if not self._cluster:
+            self._append(keys=[keys.window, keys.meta, keys.idempotency], args=args, client=pipe)
+        if may_create:
+            pipe.zadd(self._keys.sessions_index(tenant_id), {session_id: now})
+        else:
+            pipe.zadd(self._keys.sessions_index(tenant_id), {session_id: now}, xx=True)
+        if messages:
+            pipe.hincrby(usage, "messages", len(messages))
+            pipe.hincrby(usage, f"messages:{day}", len(messages))
+        if self._cluster:
+            script_result = self._append(keys=[keys.window, keys.meta, keys.idempotency], args=args)
+            pipe.execute()
+        else:
+            script_result = pipe.execute()[0]
+        first, last, length, created, replayed, tokens, refused = script_result
+        if (replayed or refused) and messages:
+            # Rare paths: nothing was appended, so take the optimistic count back.
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hincrby(usage, "messages", -len(messages))
+            pipe.hincrby(usage, f"messages:{day}", -len(messages))
+            pipe.execute()
+        return AppendResult(
+            int(first), int(last), int(length), bool(created), bool(replayed), int(tokens), bool(refused)
+        )
+
+    def delete_session(self, tenant_id: str, session_id: str) -> None:
+        keys = self._keys.session(tenant_id, session_id)
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys.all:  # one key per UNLINK: cluster pipelines refuse multi-key ones
+            pipe.unlink(key)
+        pipe.zrem(self._keys.sessions_index(tenant_id), session_id)
+        pipe.zrem(self._keys.due, self._keys.due_member(tenant_id, session_id))
+        pipe.execute()
+
+    def delete_message(self, tenant_id: str, session_id: str, message_id: int) -> bool:
+        keys = self._keys.session(tenant_id, session_id)
+        removed = self._delete_message(keys=[keys.window, keys.meta], args=[message_id])
+        return removed is not None
+
+    # --- reads -------------------------------------------------------------------------
+
+    def read(self, tenant_id: str, session_id: str, *, limit: int) -> MemoryView:
+        keys = self._keys.session(tenant_id, session_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.lrange(keys.window, -limit, -1)
+        pipe.hmget(keys.meta, "sum", "tok")
+        pipe.llen(keys.window)
+        window, (summary, tokens), length = pipe.execute()
+        window.reverse()
+        return MemoryView(
+            messages_json=window,
+            context=summary.decode() if summary else None,
+            tokens=int(tokens or 0),
+            window_length=int(length),
+        )
+
+    def get_message(self, tenant_id: str, session_id: str, message_id: int) -> bytes | None:
+        keys = self._keys.session(tenant_id, session_id)
+        prefix = b'{"id":%d,' % message_id
+        for raw in self._redis.lrange(keys.window, 0, -1):
+            if raw.startswith(prefix):
+                return raw
+        return None
+
+    def list_sessions(self, tenant_id: str, *, offset: int, count: int, ttl_seconds: int = 0) -> list[str]:
+        """Session ids by last write, oldest first; sessions past their TTL are pruned
+        from the index first, so an expired session is never listed."""
+        index = self._keys.sessions_index(tenant_id)
+        pipe = self._redis.pipeline(transaction=False)
+        self._prune_expired(pipe, index, ttl_seconds)
+        pipe.zrange(index, offset, offset + count - 1)
+        return [m.decode() for m in pipe.execute()[-1]]
+
+    def count_sessions(self, tenant_id: str, *, ttl_seconds: int = 0) -> int:
+        index = self._keys.sessions_index(tenant_id)
+        pipe = self._redis.pipeline(transaction=False)
+        self._prune_expired(pipe, index, ttl_seconds)
+        pipe.zcard(index)
+        return int(pipe.execute()[-1])
+
+    @staticmethod
+    def _prune_expired(pipe: Any, index: str, ttl_seconds: int) -> None:
+        # Every write refreshes the session's TTL and its index score (ms of the write),
+        # so a score older than the TTL means the session's keys have expired.
+        if ttl_seconds > 0:
+            cutoff = int(time.time() * 1000) - ttl_seconds * 1000
+            pipe.zremrangebyscore(index, "-inf", f"({cutoff}")
+
+    # --- folding -----------------------------------------------------------------------
+
+    def fold_state(self, tenant_id: str, session_id: str) -> FoldState:
+        keys = self._keys.session(tenant_id, session_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hmget(keys.meta, "gen", "sum", "wm")
+        pipe.lrange(keys.window, 0, -1)
+        (gen, summary, wm), window = pipe.execute()
+        return FoldState(
+            gen=gen.decode() if gen else None,
+            messages=[orjson.loads(raw) for raw in window],
+            summary=summary.decode() if summary else None,
+            watermark=int(wm or 0),
+        )
+
+    def commit_fold(
+        self,
+        tenant_id: str,
+        session_id: str,
+        *,
+        lock_token: str,
+        gen: str,
+        expected_watermark: int,
+        folded_ids: Sequence[int],
+        folded_tokens: int,
+        summary: str | None,
+        tokens_spent: int,
+    ) -> str:
+        """Store the new summary, advance the watermark and drop exactly the folded
+        messages — atomically, and only if nothing moved underneath. Returns ``"ok"`` or
+        the reason it refused (``lock``, ``gone``, ``moved``, ``changed``)."""
+        keys = self._keys.session(tenant_id, session_id)
+        result = self._commit_fold(
+            keys=[keys.window, keys.meta, keys.lock],
+            args=[
+                lock_token,
+                gen,
+                expected_watermark,
+                tokens_spent,
+                "1" if summary is None else "0",
+                summary or "",
+                folded_tokens,
+                *folded_ids,
+            ],
+        )
+        return "ok" if result == 1 else result.decode()
+
+    def add_tokens(self, tenant_id: str, session_id: str, *, gen: str, tokens: int) -> None:
+        keys = self._keys.session(tenant_id, session_id)
+        self._add_tokens(keys=[keys.meta], args=[gen, tokens])
+
+    def window_stats(self, tenant_id: str, session_id: str) -> tuple[int, int]:
+        """(messages in the window, tokens in the window)."""
+        keys = self._keys.session(tenant_id, session_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.llen(keys.window)
+        pipe.hget(keys.meta, "wt")
+        length, wt = pipe.execute()
+        return int(length), int(wt or 0)
+
+    # --- tenant-wide -------------------------------------------------------------------
+
+    def erase_tenant_data(self, tenant_id: str, *, batch: int = 500) -> int:
+        """UNLINK every data key of a tenant, SCANning in batches (never KEYS)."""
+        removed = 0
+        for pattern in self._keys.tenant_data_patterns(tenant_id):
+            chunk: list[bytes] = []
+            for key in self._redis.scan_iter(match=pattern, count=batch):
+                chunk.append(key)
+                if len(chunk) >= batch:
+                    removed += self._unlink_each(chunk)
+                    chunk = []
+            if chunk:
+                removed += self._unlink_each(chunk)
+        stale = [m for m, _ in self._redis.zscan_iter(self._keys.due, match=f"{tenant_id}:*")]
+        if stale:
+            self._redis.zrem(self._keys.due, *stale)
+        return removed
+
+    def _unlink_each(self, keys: list[bytes]) -> int:
+        # One UNLINK per key inside a pipeline: keys of different sessions live in
+        # different cluster slots, so a multi-key UNLINK would be cross-slot.
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.unlink(key)
+        return sum(pipe.execute())
+
+    def ping(self) -> bool:
+        return bool(self._redis.ping())

@@ -1,0 +1,189 @@
+"""Per-process infrastructure handles, created lazily after fork.
+
+gunicorn forks workers from a master that imported the app; sockets or threads made
+before the fork would be shared by every child (or, for threads, silently dead). So
+nothing here is built in ``create_app``: the first use in a process builds it, and a
+changed pid (a fork happened since) builds it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+from app.domain.keyspace import Keyspace
+from app.domain.memory import MemoryService
+from app.domain.store import SessionStore
+from app.domain.tenants import PolicyDefaults, TenantRegistry
+from app.domain.usage import UsageLedger
+from config import Settings
+
+if TYPE_CHECKING:
+    from app.domain.jobs import FoldRunner
+
+log = logging.getLogger("recollect")
+
+
+def policy_defaults(settings: Settings) -> PolicyDefaults:
+    return PolicyDefaults(
+        rate_limit=settings.rate_limit,
+        session_ttl_seconds=settings.session_ttl_seconds,
+        window_size=settings.window_size,
+        window_tokens=settings.window_tokens,
+        max_message_bytes=settings.max_message_bytes,
+        summary_model=settings.summary_model,
+    )
+
+
+def fast_retry() -> Retry:
+    """One quick retry (a stale pooled connection after a Redis restart), never seconds of
+    backoff: an outage must become a fast 503, not a slow one."""
+    return Retry(ExponentialBackoff(cap=0.05, base=0.01), 1)
+
+
+def make_redis(settings: Settings) -> redis.Redis:
+    """A client with explicit timeouts and at most one quick retry, so an unreachable
+    Redis becomes a fast 503 instead of a hung request thread."""
+    if settings.redis_url is None:
+        import fakeredis
+
+        return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    cluster_url = cluster_seed_url(settings.redis_url)
+    if cluster_url is not None:
+        return RedisCluster.from_url(
+            cluster_url,
+            socket_timeout=settings.redis_socket_timeout,
+            socket_connect_timeout=settings.redis_connect_timeout,
+            max_connections=settings.redis_max_connections,
+        )
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_connect_timeout + settings.redis_socket_timeout,
+        socket_timeout=settings.redis_socket_timeout,
+        socket_connect_timeout=settings.redis_connect_timeout,
+        retry=fast_retry(),
+        health_check_interval=30,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def cluster_seed_url(url: str) -> str | None:
+    """``redis+cluster://`` / ``rediss+cluster://`` (the scheme flask-limiter's storage also
+    understands) → the plain URL of one seed node for redis-py's cluster client."""
+    for scheme, plain in (("redis+cluster://", "redis://"), ("rediss+cluster://", "rediss://")):
+        if url.startswith(scheme):
+            return plain + url[len(scheme) :]
+    return None
+
+
+class Resources:
+    """The handles one process uses; reached as ``current_app.extensions["recollect"]``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keyspace = Keyspace(settings.key_prefix)
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self._redis: redis.Redis | None = None
+        self._store: SessionStore | None = None
+        self._registry: TenantRegistry | None = None
+        self._runner: FoldRunner | None = None
+        self._memory: MemoryService | None = None
+        self._usage: UsageLedger | None = None
+
+    def _ensure(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            if self.settings.redis_url is None and self._redis is not None:
+                # The embedded store is the data itself: rebuilding it would empty it.
+                client = self._redis
+            else:
+                client = make_redis(self.settings)
+            self._redis = client
+            self._store = SessionStore(client, self.keyspace)
+            self._registry = TenantRegistry(
+                client,
+                self.keyspace,
+                policy_defaults(self.settings),
+                cache_seconds=self.settings.auth_cache_seconds,
+            )
+            self._runner = None
+            self._usage = UsageLedger(client, self.keyspace)
+            self._memory = MemoryService(
+                self._store,
+                self._usage,
+                max_messages_per_post=self.settings.max_messages_per_post,
+                request_fold=self._request_fold,
+            )
+            self._pid = os.getpid()
+
+    @property
+    def redis(self) -> redis.Redis:
+        self._ensure()
+        assert self._redis is not None
+        return self._redis
+
+    @property
+    def store(self) -> SessionStore:
+        self._ensure()
+        assert self._store is not None
+        return self._store
+
+    @property
+    def registry(self) -> TenantRegistry:
+        self._ensure()
+        assert self._registry is not None
+        return self._registry
+
+    @property
+    def memory(self) -> MemoryService:
+        self._ensure()
+        assert self._memory is not None
+        return self._memory
+
+    @property
+    def usage(self) -> UsageLedger:
+        self._ensure()
+        assert self._usage is not None
+        return self._usage
+
+    def _request_fold(self, tenant_id: str, session_id: str) -> None:
+        self.runner.request_fold(tenant_id, session_id)
+
+    @property
+    def runner(self) -> FoldRunner:
+        self._ensure()
+        if self._runner is None:
+            with self._lock:
+                if self._runner is None:
+                    from app.domain.jobs import build_runner
+                    from app.metrics import FoldMetrics
+
+                    self._runner = build_runner(
+                        self.settings, self.store, self.registry, metrics=FoldMetrics()
+                    )
+        return self._runner
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop this process's summarization pool and close its connections
+        (gunicorn ``worker_exit``)."""
+        if self._pid != os.getpid():
+            return
+        if self._runner is not None:
+            self._runner.shutdown(wait=wait)
+        if self._redis is not None:
+            self._redis.close()
+            pool = getattr(self._redis, "connection_pool", None)  # a cluster client has none
+            if pool is not None:
+                pool.disconnect()

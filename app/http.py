@@ -1,0 +1,57 @@
+"""Request parsing and response rendering shared by the blueprints."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from flask import Response, request
+from pydantic import BaseModel, ValidationError
+
+from app.domain.errors import InvalidField, InvalidRequest, RecollectError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class UnsupportedMediaType(RecollectError):
+    code = "unsupported_media_type"
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def raw_json_response(body: bytes, status: int = 200) -> Response:
+    return Response(body, status=status, mimetype="application/json")
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "body"
+    return f"{loc}: {first['msg']}"
+
+
+def parse_json_body(model: type[ModelT]) -> ModelT:
+    """JSON body → validated model: 415 wrong content type, 413 too large (Flask's
+    ``MAX_CONTENT_LENGTH``), 400 malformed JSON, 422 invalid fields."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    raw = request.get_data(cache=False)
+    try:
+        data = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("request body is not valid JSON", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise InvalidField("body: expected a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidField(_describe(exc)) from None
+
+
+def parse_query(model: type[ModelT]) -> ModelT:
+    """Query string → validated model; a bad parameter is a 400 (api.md §2, §4)."""
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise InvalidRequest(_describe(exc), code="invalid_parameter") from None

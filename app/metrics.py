@@ -1,0 +1,130 @@
+"""Prometheus metrics, correct across gunicorn workers.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``config/gunicorn.conf.py`` sets and wipes it when
+``RECOLLECT_METRICS=1``), prometheus-client keeps each worker's values in memory-mapped
+files and ``/metrics`` sums them; without it (tests, ``make run``) the values live in the
+one process. Tenant labels are bounded: the first ``RECOLLECT_METRICS_TENANT_LABELS``
+tenants a process sees get their own label, the rest are folded into ``other``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+REQUESTS = Counter(
+    "recollect_http_requests_total",
+    "HTTP requests by route template, method and status",
+    ["route", "method", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "recollect_http_request_duration_seconds",
+    "HTTP request latency by route template and method",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+FOLDS = Counter(
+    "recollect_summarization_jobs_total",
+    "Summarization jobs by outcome (queued, done, failed, retried, deferred, busy, conflict, gone)",
+    ["outcome"],
+)
+FOLDS_RUNNING = Gauge(
+    "recollect_summarization_jobs_running", "Summarizations running now", multiprocess_mode="livesum"
+)
+LLM_SECONDS = Histogram(
+    "recollect_llm_request_duration_seconds",
+    "Duration of one summarization's LLM work",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120),
+)
+LLM_TOKENS = Counter("recollect_llm_tokens_total", "LLM tokens by tenant and kind", ["tenant", "kind"])
+RATE_LIMITED = Counter("recollect_rate_limited_total", "Requests rejected by rate limits", ["tenant"])
+REDIS_ERRORS = Counter("recollect_redis_errors_total", "Requests that failed because Redis was unavailable")
+
+
+class TenantLabels:
+    """At most ``cap`` distinct tenant label values per process; the rest are ``other``."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, tenant_id: str) -> str:
+        if tenant_id in self._seen:
+            return tenant_id
+        with self._lock:
+            if len(self._seen) < self.cap:
+                self._seen.add(tenant_id)
+                return tenant_id
+        return "other"
+
+
+tenant_label = TenantLabels(int(os.environ.get("RECOLLECT_METRICS_TENANT_LABELS", "50")))
+
+
+class FoldMetrics:
+    """What the fold runner reports; a plain object so the domain stays free of Prometheus."""
+
+    def outcome(self, name: str) -> None:
+        FOLDS.labels(name).inc()
+
+    def running(self, delta: int) -> None:
+        FOLDS_RUNNING.inc(delta)
+
+    def llm(self, tenant_id: str, seconds: float, prompt_tokens: int, completion_tokens: int) -> None:
+        LLM_SECONDS.observe(seconds)
+        label = tenant_label(tenant_id)
+        LLM_TOKENS.labels(label, "prompt").inc(prompt_tokens)
+        LLM_TOKENS.labels(label, "completion").inc(completion_tokens)
+
+
+class DueSetCollector(Collector):
+    """Summarization lag, read from Redis at scrape time (the due set is shared by every
+    worker, so one process reporting it is exactly right)."""
+
+    def __init__(self, redis, due_key: str) -> None:  # noqa: ANN001 - a redis client
+        self._redis = redis
+        self._due_key = due_key
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zcard(self._due_key)
+        pipe.zrange(self._due_key, 0, 0, withscores=True)
+        count, oldest = pipe.execute()
+        lag = max(0.0, time.time() - oldest[0][1]) if oldest else 0.0
+        yield GaugeMetricFamily(
+            "recollect_summarization_sessions_due", "Sessions with messages awaiting summary", value=count
+        )
+        yield GaugeMetricFamily(
+            "recollect_summarization_lag_seconds",
+            "How long the longest-waiting due session has been due",
+            value=lag,
+        )
+
+
+def render(redis, due_key: str) -> tuple[bytes, str]:  # noqa: ANN001
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = CollectorRegistry()
+        for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - copy the defaults
+            registry.register(collector)
+    registry.register(DueSetCollector(redis, due_key))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

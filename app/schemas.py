@@ -1,0 +1,198 @@
+"""Request models: the single source of truth for what the API accepts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+
+from app.domain.tenants import Policy
+
+
+class MessageIn(BaseModel):
+    # MotorHead ignores unknown fields in a message; so do we.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    role: str = Field(min_length=1, max_length=256)
+    content: str
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # orjson decodes deeper nesting than it encodes (255 levels): refuse here, not in
+        # the store, so the client gets a 422 instead of a 500. Checked as stored: inside
+        # the message object, one level down.
+        if value is not None:
+            try:
+                orjson.dumps({"metadata": value})
+            except (TypeError, orjson.JSONEncodeError):
+                raise ValueError("must be a JSON object nested at most 254 levels deep") from None
+        return value
+
+
+class MemoryIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    messages: list[MessageIn]
+    context: str | None = None
+
+
+class SessionsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    page: int = Field(1, ge=1, le=1_000_000)
+    size: int = Field(10, ge=1, le=100)
+    namespace: str | None = None
+
+
+class RetrievalIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    text: str = Field(min_length=1)
+
+
+class TenantCreate(Policy):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=63)
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+
+class TenantPatch(Policy):
+    """Every field optional; a policy field sent as ``null`` returns to the default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(None, min_length=1, max_length=200)
+
+
+# --- responses (documented in /openapi.json; extra fields stay allowed) -----------------
+
+
+class MessageOut(BaseModel):
+    id: int
+    role: str
+    content: str
+    created_at: str = Field(description="UTC, ISO 8601 with milliseconds")
+    token_count: int
+    metadata: dict[str, Any] | None = Field(None, description="present only when set")
+
+
+class MemoryOut(BaseModel):
+    messages: list[MessageOut] = Field(description="the newest window_size messages, newest first")
+    context: str | None = Field(description="the running summary of older messages; never 'NONE'")
+    tokens: int = Field(description="LLM tokens spent summarizing this session")
+    pending_summary: int = Field(description="stored messages in neither messages nor context yet")
+
+
+class AppendOut(BaseModel):
+    status: Literal["Ok"]
+    message_ids: list[int]
+
+
+class StatusOut(BaseModel):
+    status: Literal["Ok"]
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable snake_case identifier")
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class SessionListOut(RootModel[list[str]]):
+    """Session ids, least recently written first (MotorHead's bare array)."""
+
+
+class RetrievalHit(BaseModel):
+    role: str
+    content: str
+    dist: float
+
+
+class RetrievalOut(RootModel[list[RetrievalHit]]):
+    """At most 10 hits, closest first."""
+
+
+class KeyCurrentOut(BaseModel):
+    tenant_id: str
+    key_id: str | None = Field(description="null in drop-in mode")
+
+
+class UsageCounter(BaseModel):
+    total: int
+    today: int
+
+
+class UsageOut(BaseModel):
+    tenant_id: str
+    day: str = Field(description="the UTC day of the `today` figures")
+    sessions: int
+    messages: UsageCounter
+    llm_calls: UsageCounter
+    prompt_tokens: UsageCounter
+    completion_tokens: UsageCounter
+    rate_limited: UsageCounter
+
+
+class TenantOut(BaseModel):
+    id: str
+    name: str
+    created_at: str
+    policy: dict[str, Any] = Field(description="the fields this tenant overrides")
+    effective_policy: dict[str, Any] = Field(description="overrides laid over the defaults")
+
+
+class TenantEnvelope(BaseModel):
+    tenant: TenantOut
+
+
+class TenantCreatedOut(BaseModel):
+    tenant: TenantOut
+    key_id: str
+    api_key: str = Field(description="shown once; only its SHA-256 is stored")
+
+
+class TenantListOut(BaseModel):
+    tenants: list[TenantOut]
+
+
+class TenantDeletedOut(BaseModel):
+    status: Literal["Ok"]
+    keys_removed: int
+
+
+class KeyCreatedOut(BaseModel):
+    key_id: str
+    api_key: str = Field(description="shown once; only its SHA-256 is stored")
+
+
+class KeyInfoOut(BaseModel):
+    key_id: str
+    prefix: str
+    label: str | None
+    created_at: str
+    last_used_at: str | None
+
+
+class KeyListOut(BaseModel):
+    keys: list[KeyInfoOut]
+
+
+class NowOut(BaseModel):
+    now: int = Field(description="the server's clock, unix milliseconds")
+
+
+class HealthOut(BaseModel):
+    status: str

@@ -1,0 +1,307 @@
+"""``make bench``: Recollect against the floor app, measured in the same run.
+
+Everything runs locally on loopback: a private ``redis-server``, the project under gunicorn
+with ``config/gunicorn.conf.py`` (2 gthread workers x 4 threads, authentication, rate
+limits, metrics and validation all on), the project's fake LLM, and — when
+``../shared/bench/floor_app.py`` is present — the floor app under the same gunicorn
+settings. Load comes from ``wrk`` with the floor's own ``wrk_memory.lua``; rounds alternate
+project, floor, project, floor and the medians are compared, because this machine is shared
+and noisy. Prints one line per figure and writes nothing else; docs/benchmarks.md holds the
+figures of a documented run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from devtools.processes import RedisServer, free_port, wait_for_port  # noqa: E402
+
+SHARED_BENCH = ROOT.parent / "shared" / "bench"
+LUA = SHARED_BENCH / "wrk_memory.lua"
+ADMIN = "bench-admin-token"
+
+
+def http(base: str, method: str, path: str, token: str | None = None, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
+        return json.loads(response.read() or b"null")
+
+
+class Proc:
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, port: int) -> None:
+        self.port = port
+        # stderr goes to a file (not a pipe nobody drains) so a failed run can be read.
+        self.log = Path(tempfile.mkstemp(prefix="recollect-bench-", suffix=".log")[1])
+        with self.log.open("wb") as errors:
+            self.process = subprocess.Popen(  # noqa: S603 - our own commands
+                args, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors
+            )
+        wait_for_port(port, timeout=30)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def gunicorn_project(redis_url: str, llm_url: str, **env: str) -> Proc:
+    port = free_port()
+    settings = {
+        "REDIS_URL": redis_url,
+        "RECOLLECT_ADMIN_TOKEN": ADMIN,
+        "OPENAI_API_KEY": "bench",
+        "OPENAI_BASE_URL": llm_url,
+        "RECOLLECT_METRICS": "1",
+        "RECOLLECT_LOG_LEVEL": "WARNING",
+        "GUNICORN_ACCESSLOG": "off",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "4",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="recollect-bench-prom-"),
+        **env,
+    }
+    return Proc(
+        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "wsgi:app"], settings, ROOT, port
+    )
+
+
+def gunicorn_floor(redis_url: str) -> Proc:
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        "2",
+        "-k",
+        "gthread",
+        "--threads",
+        "4",
+        "-b",
+        f"127.0.0.1:{port}",
+        "floor_app:app",
+    ]
+    return Proc(args, {"REDIS_URL": redis_url}, SHARED_BENCH, port)
+
+
+def wrk(base: str, key: str, mode: str, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(  # noqa: S603
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(LUA), base],
+        env={**os.environ, "BENCH_KEY": key, "BENCH_MODE": mode},
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    line = next(line for line in out.splitlines() if line.startswith("BENCH "))
+    fields = dict(part.split("=") for part in line.split()[1:])
+    return {k: float(v) for k, v in fields.items() if k != "mode"}
+
+
+def seed_project(base: str) -> str:
+    key = http(base, "POST", "/admin/tenants", ADMIN, {"id": "bench", "rate_limit": "10000000/minute"})[
+        "api_key"
+    ]
+    for s in range(100):
+        messages = [
+            {
+                "role": "Human" if i % 2 == 0 else "AI",
+                "content": f"message {i} of session {s}: " + "lorem ipsum " * 8,
+            }
+            for i in range(12)
+        ]
+        http(
+            base,
+            "POST",
+            f"/sessions/s{s}/memory",
+            key,
+            {"messages": messages, "context": "The user asked about many things. " * 6},
+        )
+    return key
+
+
+def alternate(runs: list[tuple[str, callable]], rounds: int) -> dict[str, list[dict[str, float]]]:
+    results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in runs}
+    for _ in range(rounds):
+        for name, run in runs:
+            results[name].append(run())
+    return results
+
+
+def median(samples: list[dict[str, float]], field: str) -> float:
+    return statistics.median(s[field] for s in samples)
+
+
+def post_p99(project: Proc, key: str, args: argparse.Namespace) -> float:
+    return statistics.median(
+        wrk(project.base, key, "post", args.seconds, args.connections)["p99_ms"] for _ in range(args.rounds)
+    )
+
+
+def extra_figures(redis_url: str, fake, args: argparse.Namespace) -> None:  # noqa: ANN001 - FakeLLM
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    # POST p99 while every request triggers summarization against a 2 s LLM, vs none.
+    client.flushdb()
+    quiet = gunicorn_project(redis_url, fake.base_url, RECOLLECT_WINDOW_SIZE="1000")
+    key = seed_project(quiet.base)
+    base_p99 = post_p99(quiet, key, args)
+    quiet.stop()
+    client.flushdb()
+    fake.configure(latency=2.0)
+    busy = gunicorn_project(redis_url, fake.base_url, RECOLLECT_WINDOW_SIZE="2")
+    key = seed_project(busy.base)
+    folding_p99 = post_p99(busy, key, args)
+    folds = fake.chat_calls
+    busy.stop()
+    fake.configure(latency=0.0)
+    print(
+        f"POST p99 with summarization on every request (LLM 2 s, {folds} LLM calls started): "
+        f"{folding_p99:.1f} ms vs {base_p99:.1f} ms without => {folding_p99 / base_p99:.2f}x (target <= 1.1)"
+    )
+
+    # Redis bytes per stored message vs the message's raw bytes (role + content).
+    client.flushdb()
+    project = gunicorn_project(redis_url, fake.base_url, RECOLLECT_WINDOW_SIZE="1000")
+    key = seed_project(project.base)
+    used = raw = 0
+    for s in range(100):
+        window = f"rc:{{bench:s{s}}}:w"
+        used += client.memory_usage(window, samples=0) or 0
+        for item in client.lrange(window, 0, -1):
+            message = json.loads(item)
+            raw += len(message["role"].encode()) + len(message["content"].encode())
+    print(
+        f"Redis bytes per stored message / raw message bytes: {used / raw:.2f} (target <= 2.0; "
+        f"windows only: {used} bytes for {raw} raw bytes)"
+    )
+
+    # GET throughput with 100,000 sessions stored vs 100.
+    small = statistics.median(
+        wrk(project.base, key, "get", args.seconds, args.connections)["rps"] for _ in range(args.rounds)
+    )
+    pipe = client.pipeline(transaction=False)
+    now = int(time.time() * 1000)
+    body = json.dumps(
+        {"id": 1, "role": "Human", "content": "filler " * 10, "created_at": "x", "token_count": 20}
+    )
+    for s in range(100, 100_000):
+        tag = f"rc:{{bench:x{s}}}"
+        pipe.rpush(f"{tag}:w", body)
+        pipe.hset(f"{tag}:m", mapping={"next": 1, "gen": "g", "wt": 20})
+        pipe.zadd("rc:{bench}:sessions", {f"x{s}": now})
+        if s % 5000 == 0:
+            pipe.execute()
+    pipe.execute()
+    large = statistics.median(
+        wrk(project.base, key, "get", args.seconds, args.connections)["rps"] for _ in range(args.rounds)
+    )
+    print(
+        f"GET with 100,000 sessions stored: {large:.0f} rps vs {small:.0f} with 100 => {large / small:.2f} "
+        f"(target >= 0.9)"
+    )
+    project.stop()
+    client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Recollect vs the floor app")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="only the GET and POST ratios")
+    args = parser.parse_args(argv)
+    for tool in ("wrk", "redis-server"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is missing (apt-get install {tool})", file=sys.stderr)
+            return 1
+    if not LUA.exists():
+        print(f"{LUA} not found: the floor app and its wrk script live in ../shared/bench", file=sys.stderr)
+        return 1
+
+    from devtools.fake_llm import FakeLLM
+
+    redis_server = RedisServer(Path(tempfile.mkdtemp(prefix="recollect-bench-"))).start()
+    redis_port = redis_server.port
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    fake = FakeLLM().start()
+    procs: list[Proc] = []
+    try:
+        project = gunicorn_project(redis_url, fake.base_url)
+        procs.append(project)
+        floor = gunicorn_floor(f"redis://127.0.0.1:{redis_port}/15")
+        procs.append(floor)
+        subprocess.run(
+            [sys.executable, "floor_app.py", "seed"],
+            cwd=SHARED_BENCH,
+            check=True,  # noqa: S603
+            env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/15"},
+            stdout=subprocess.DEVNULL,
+        )
+        key = seed_project(project.base)
+        floor_key = "rk_floor_benchmark_key_0123456789abcdef"
+        print(
+            f"# machine: {os.cpu_count()} cores; wrk -t2 -c{args.connections} -d{args.seconds}s; "
+            f"{args.rounds} alternating rounds; gunicorn 2 gthread workers x 4 threads"
+        )
+        for mode in ("get", "post"):
+            results = alternate(
+                [
+                    ("project", lambda m=mode: wrk(project.base, key, m, args.seconds, args.connections)),
+                    ("floor", lambda m=mode: wrk(floor.base, floor_key, m, args.seconds, args.connections)),
+                ],
+                args.rounds,
+            )
+            p_rps, f_rps = median(results["project"], "rps"), median(results["floor"], "rps")
+            p_p50, f_p50 = median(results["project"], "p50_ms"), median(results["floor"], "p50_ms")
+            p_p99, f_p99 = median(results["project"], "p99_ms"), median(results["floor"], "p99_ms")
+            errors = sum(s["errors"] for s in results["project"])
+            target = 0.80 if mode == "get" else 0.70
+            print(
+                f"{mode.upper()}: project {p_rps:.0f} rps (p50 {p_p50:.1f} ms, p99 {p_p99:.1f} ms, "
+                f"non-2xx {errors:.0f}) / floor {f_rps:.0f} rps (p50 {f_p50:.1f}, p99 {f_p99:.1f}) "
+                f"=> throughput {p_rps / f_rps:.2f} (target >= {target}), p99 {p_p99 / f_p99:.2f}x floor "
+                f"(target <= 1.3)"
+            )
+        for proc in procs:
+            proc.stop()
+        procs.clear()
+        if not args.quick:
+            extra_figures(redis_url, fake, args)
+    finally:
+        for proc in procs:
+            proc.stop()
+        fake.stop()
+        redis_server.stop()
+        shutil.rmtree(redis_server.workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

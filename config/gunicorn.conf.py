@@ -1,0 +1,116 @@
+"""gunicorn settings for Recollect: ``gunicorn -c config/gunicorn.conf.py wsgi:app``.
+
+gthread workers: a request mostly waits on Redis, and the summarizer's LLM calls run in a
+per-process pool off the request path, so threads give concurrency cheaply. Every value
+can be overridden from the environment.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import sys
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+wsgi_app = "wsgi:app"
+bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8080')}")
+worker_class = "gthread"
+workers = _int("GUNICORN_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 12))
+threads = _int("GUNICORN_THREADS", 8)
+# Sockets, threads and clients must be made per worker, after the fork.
+preload_app = False
+# Under gthread this only catches a hung process, not a slow request.
+timeout = _int("GUNICORN_TIMEOUT", 60)
+# Long enough for a running summarization (worst LLM call with its retries) to commit.
+_llm_worst = _float("RECOLLECT_LLM_TIMEOUT_SECONDS", 30) * (_int("RECOLLECT_LLM_MAX_RETRIES", 1) + 1)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", int(_llm_worst) + 15)
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+max_requests = _int("GUNICORN_MAX_REQUESTS", 5000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 500)
+# The control socket (on by default since 25.1) exposes shutdown to the same uid and
+# fails on read-only homes; we do not use it.
+control_socket_disable = True
+if os.path.isdir("/dev/shm"):  # noqa: S108 - memory-backed heartbeat file
+    worker_tmp_dir = "/dev/shm"  # noqa: S108
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+if accesslog.lower() in ("", "off", "none"):
+    accesslog = None  # the app's own request line carries the same facts
+# %(U)s is the path without the query string: nothing secret is ever in a query, but a
+# token pasted there by mistake must not reach the log either.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms pid=%(p)s rid=%({x-request-id}o)s'
+errorlog = "-"
+loglevel = os.environ.get("RECOLLECT_LOG_LEVEL", "info").lower()
+# gunicorn's own lines in the app's format (JSON lines by default).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from config.logging import logging_config  # noqa: E402 - needs the path above
+
+logconfig_dict = logging_config(
+    loglevel.upper(), os.environ.get("RECOLLECT_LOG_FORMAT", "json"), gunicorn=True
+)
+if accesslog not in ("-", None):
+    # An access log file (the e2e tests read it) instead of stderr.
+    logconfig_dict["handlers"]["access_file"] = {
+        "class": "logging.FileHandler",
+        "filename": accesslog,
+        "formatter": "default",
+        "filters": ["context"],
+    }
+    logconfig_dict["loggers"]["gunicorn.access"]["handlers"] = ["access_file"]
+
+# Prometheus multiprocess mode: every worker writes its values to files in one directory,
+# which must be set before any worker imports prometheus_client and wiped at start.
+METRICS = os.environ.get("RECOLLECT_METRICS", "").lower() in ("1", "true", "yes")
+if METRICS:
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "/dev/shm/recollect-prometheus" if os.path.isdir("/dev/shm") else "/tmp/recollect-prometheus",  # noqa: S108
+    )
+
+
+def on_starting(server) -> None:  # noqa: ANN001
+    if METRICS:
+        directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory, exist_ok=True)
+
+
+def child_exit(server, worker) -> None:  # noqa: ANN001
+    if METRICS:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def _resources(worker):  # noqa: ANN001, ANN202 - gunicorn's objects
+    app = getattr(worker, "wsgi", None)
+    # Unwrap middleware (e.g. ProxyFix) down to the Flask app.
+    while app is not None and not hasattr(app, "extensions"):
+        app = getattr(app, "app", None) or getattr(app, "wsgi_app", None)
+    return app.extensions.get("recollect") if app is not None else None
+
+
+def post_worker_init(worker) -> None:  # noqa: ANN001
+    """In each worker, after the fork and the app import: warm the tokenizer and start
+    the summarization pool and sweeper."""
+    from app.domain import tokens
+
+    tokens.warm_up()
+    resources = _resources(worker)
+    if resources is not None:
+        resources.runner.start()
+
+
+def worker_exit(server, worker) -> None:  # noqa: ANN001
+    """Let a running summarization commit; queued ones go back to the due set."""
+    resources = _resources(worker)
+    if resources is not None:
+        resources.shutdown(wait=True)

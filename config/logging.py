@@ -1,0 +1,72 @@
+"""Log format: JSON lines (python-json-logger) carrying the request's context.
+
+A context variable holds ``request_id``, ``tenant_id`` and ``key_id`` for the request being
+served (set by the app's hooks); the summarizer's pool threads run inside a copy of the
+triggering request's context, so their lines carry it too. gunicorn's own logs use the same
+formatter through ``logconfig_dict`` (``config/gunicorn.conf.py``). This module imports
+nothing of the app, so gunicorn's master can load it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import logging.config
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+log_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "recollect_log_context", default=MappingProxyType({})
+)
+
+_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in log_context.get().items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+class RecollectJsonFormatter(JsonFormatter):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("rename_fields", {"asctime": "time", "levelname": "level", "name": "logger"})
+        super().__init__(_FIELDS, *args, **kwargs)
+
+
+def logging_config(level: str, fmt: str = "json", *, gunicorn: bool = False) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` mapping for the app, plus gunicorn's own loggers when
+    ``gunicorn`` (its ``logconfig_dict``; the app must not replace gunicorn's handlers)."""
+    loggers: dict[str, Any] = {"recollect": {"level": level, "handlers": ["stderr"], "propagate": True}}
+    if gunicorn:
+        loggers["gunicorn.error"] = {"level": level, "handlers": ["stderr"], "propagate": False}
+        loggers["gunicorn.access"] = {"level": "INFO", "handlers": ["stderr"], "propagate": False}
+    formatter = (
+        {"()": RecollectJsonFormatter}
+        if fmt == "json"
+        else {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    )
+    config: dict[str, Any] = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": ContextFilter}},
+        "formatters": {"default": formatter},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "default", "filters": ["context"]}
+        },
+        "loggers": loggers,
+    }
+    if gunicorn:
+        # gunicorn merges this over its defaults shallowly: its root logger would otherwise
+        # keep pointing at a handler this mapping replaced.
+        config["root"] = {"level": level, "handlers": ["stderr"]}
+    return config
+
+
+def configure(level: str, fmt: str = "json") -> None:
+    logging.config.dictConfig(logging_config(level, fmt))

@@ -1,0 +1,1 @@
+"""Development, test and benchmark tools shipped with Recollect (not the product)."""

@@ -1,0 +1,213 @@
+"""POST/GET/DELETE /sessions/{id}/memory and single messages, as api.md §2 specifies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.conftest import free_port
+
+
+def stalled_summarizer_app(make_app, **overrides):
+    """An app whose LLM is unreachable: overflowing messages stay in Redis, unsummarized,
+    so what GET shows depends on the window policy alone (no background fold races)."""
+    return make_app(
+        summarizer="openai",
+        openai_api_key="k",
+        openai_base_url=f"http://127.0.0.1:{free_port()}/v1",
+        llm_max_retries=0,
+        summary_retry_base_seconds=60,
+        **overrides,
+    )
+
+
+def post(client, tenant, session, messages, **extra):
+    headers = tenant.headers | extra.pop("headers", {})
+    return client.post(f"/sessions/{session}/memory", json={"messages": messages, **extra}, headers=headers)
+
+
+def pair(i: int) -> list[dict]:
+    return [{"role": "Human", "content": f"question {i}"}, {"role": "AI", "content": f"answer {i}"}]
+
+
+def test_append_assigns_increasing_ids_and_get_returns_newest_first(client, tenant):
+    first = post(client, tenant, "s1", pair(0))
+    second = post(client, tenant, "s1", pair(1))
+    assert first.status_code == second.status_code == 200
+    assert first.json == {"status": "Ok", "message_ids": [1, 2]}
+    assert second.json["message_ids"] == [3, 4]
+    body = client.get("/sessions/s1/memory", headers=tenant.headers).json
+    assert [m["content"] for m in body["messages"]] == ["answer 1", "question 1", "answer 0", "question 0"]
+    assert [m["id"] for m in body["messages"]] == [4, 3, 2, 1]
+    assert all(m["created_at"].endswith("Z") for m in body["messages"])
+    assert body["context"] is None and body["tokens"] == 0 and body["pending_summary"] == 0
+
+
+def test_any_role_string_and_metadata_are_stored_unchanged(client, tenant):
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "tool: search", "content": '{"hits": 3}', "metadata": {"source": "web", "n": [1, 2]}},
+        {"role": "Human", "content": ""},
+    ]
+    assert post(client, tenant, "s1", messages).status_code == 200
+    got = client.get("/sessions/s1/memory", headers=tenant.headers).json["messages"]
+    assert [(m["role"], m["content"]) for m in reversed(got)] == [(m["role"], m["content"]) for m in messages]
+    assert got[1]["metadata"] == {"source": "web", "n": [1, 2]}
+    assert "metadata" not in got[0]
+
+
+def test_context_replaces_the_summary_and_empty_messages_are_valid(client, tenant):
+    assert post(client, tenant, "s1", [], context="seeded summary").json == {
+        "status": "Ok",
+        "message_ids": [],
+    }
+    body = client.get("/sessions/s1/memory", headers=tenant.headers).json
+    assert body == {"messages": [], "context": "seeded summary", "tokens": 0, "pending_summary": 0}
+    post(client, tenant, "s1", pair(0), context="replaced")
+    assert client.get("/sessions/s1/memory", headers=tenant.headers).json["context"] == "replaced"
+
+
+def test_missing_session_reads_as_empty(client, tenant):
+    response = client.get("/sessions/never-written/memory", headers=tenant.headers)
+    assert response.status_code == 200
+    assert response.json == {"messages": [], "context": None, "tokens": 0, "pending_summary": 0}
+
+
+def test_get_returns_only_the_newest_window_size_messages(make_app, make_tenant):
+    # A failing summarizer keeps the backlog in place: GET still shows window_size.
+    app = stalled_summarizer_app(make_app, window_size=4)
+    client = app.test_client()
+    tenant = make_tenant()
+    for i in range(4):
+        post(client, tenant, "s1", pair(i))
+    body = client.get("/sessions/s1/memory", headers=tenant.headers).json
+    assert [m["id"] for m in body["messages"]] == [8, 7, 6, 5]
+    assert body["pending_summary"] == 4 and body["context"] is None
+
+
+def test_delete_removes_everything_of_the_session(client, tenant, redis_client):
+    post(client, tenant, "s1", pair(0), context="summary", headers={"Idempotency-Key": "k"})
+    post(client, tenant, "s2", pair(0))
+    response = client.delete("/sessions/s1/memory", headers=tenant.headers)
+    assert response.status_code == 200 and response.json == {"status": "Ok"}
+    assert client.get("/sessions/s1/memory", headers=tenant.headers).json["messages"] == []
+    assert client.get("/sessions", headers=tenant.headers).json == ["s2"]
+    assert [k for k in redis_client.scan_iter(match="*acme:s1*")] == []
+    # Deleting again, or a session that never existed, is still 200.
+    assert client.delete("/sessions/s1/memory", headers=tenant.headers).status_code == 200
+    # A new session under the same id starts from scratch.
+    assert post(client, tenant, "s1", pair(9)).json["message_ids"] == [1, 2]
+
+
+def test_single_message_read_and_delete(client, tenant):
+    post(client, tenant, "s1", pair(0) + pair(1))
+    post(client, tenant, "s2", pair(0))
+    message = client.get("/sessions/s1/messages/2", headers=tenant.headers)
+    assert message.status_code == 200
+    assert message.json["id"] == 2 and message.json["content"] == "answer 0"
+    assert client.delete("/sessions/s1/messages/2", headers=tenant.headers).json == {"status": "Ok"}
+    gone = client.get("/sessions/s1/messages/2", headers=tenant.headers)
+    assert gone.status_code == 404 and gone.json["error"]["code"] == "message_not_found"
+    assert client.delete("/sessions/s1/messages/2", headers=tenant.headers).status_code == 404
+    assert client.get("/sessions/s1/messages/99", headers=tenant.headers).status_code == 404
+    ids = [m["id"] for m in client.get("/sessions/s1/memory", headers=tenant.headers).json["messages"]]
+    assert ids == [4, 3, 1]
+    # s2's message 2 is untouched by s1's delete.
+    assert client.get("/sessions/s2/messages/2", headers=tenant.headers).status_code == 200
+
+
+def test_idempotency_key_replays_the_first_answer(client, tenant):
+    key = {"Idempotency-Key": "retry-123"}
+    first = post(client, tenant, "s1", pair(0), headers=key)
+    retry = post(client, tenant, "s1", pair(0), headers=key)
+    assert retry.status_code == 200 and retry.json == first.json
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    assert len(client.get("/sessions/s1/memory", headers=tenant.headers).json["messages"]) == 2
+    # Another key appends; the same key on another session is independent.
+    assert post(client, tenant, "s1", pair(1), headers={"Idempotency-Key": "other"}).json["message_ids"] == [
+        3,
+        4,
+    ]
+    assert post(client, tenant, "s2", pair(0), headers=key).json["message_ids"] == [1, 2]
+    assert len(client.get("/sessions/s1/memory", headers=tenant.headers).json["messages"]) == 4
+
+
+def test_idempotency_records_are_per_tenant(client, tenant, other_tenant):
+    key = {"Idempotency-Key": "shared"}
+    post(client, tenant, "s1", pair(0), headers=key)
+    response = post(client, other_tenant, "s1", pair(5), headers=key)
+    assert response.json["message_ids"] == [1, 2] and "Idempotent-Replayed" not in response.headers
+    assert (
+        client.get("/sessions/s1/memory", headers=other_tenant.headers).json["messages"][0]["content"]
+        == "answer 5"
+    )
+
+
+def test_ids_and_timestamps_are_assigned_by_the_server(client, tenant):
+    """A client cannot choose a message's id or created_at: both are the server's."""
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    forged = [{"role": "Human", "content": "hi", "id": 999, "created_at": "1999-01-01T00:00:00.000Z"}]
+    assert post(client, tenant, "s1", forged).json["message_ids"] == [1]
+    (message,) = client.get("/sessions/s1/memory", headers=tenant.headers).json["messages"]
+    assert message["id"] == 1
+    created = datetime.fromisoformat(message["created_at"].replace("Z", "+00:00"))
+    assert before <= created <= datetime.now(UTC) + timedelta(seconds=5)
+
+
+def test_context_is_null_never_the_literal_none(client, tenant):
+    """MotorHead answered "NONE" without a summary; clients must see null instead."""
+    reads = [client.get("/sessions/fresh/memory", headers=tenant.headers).json]
+    post(client, tenant, "s1", pair(0))
+    reads.append(client.get("/sessions/s1/memory", headers=tenant.headers).json)
+    post(client, tenant, "s2", [], context="a summary")
+    client.delete("/sessions/s2/memory", headers=tenant.headers)
+    reads.append(client.get("/sessions/s2/memory", headers=tenant.headers).json)
+    for body in reads:
+        assert body["context"] is None and body["tokens"] == 0
+
+
+def test_every_client_role_is_kept_verbatim(client, tenant):
+    roles = ["Human", "AI", "user", "assistant", "system", "tool", "function", "Bot 2", "ロール"]
+    post(client, tenant, "s1", [{"role": r, "content": r} for r in roles])
+    got = client.get("/sessions/s1/memory", headers=tenant.headers).json["messages"]
+    assert [m["role"] for m in reversed(got)] == roles
+
+
+def test_deleting_a_session_that_never_existed_is_ok(client, tenant, redis_client):
+    response = client.delete("/sessions/never-written/memory", headers=tenant.headers)
+    assert response.status_code == 200 and response.json == {"status": "Ok"}
+    assert client.get("/sessions", headers=tenant.headers).json == []
+    assert list(redis_client.scan_iter(match="*never-written*")) == []
+
+
+def test_delete_forgets_idempotency_records_and_the_due_mark(client, tenant, redis_client):
+    """After DELETE, a POST with an old Idempotency-Key is a new write, not a replay."""
+    key = {"Idempotency-Key": "same-key"}
+    post(client, tenant, "s1", pair(0) + pair(1), headers=key)
+    redis_client.zadd("rc:due", {"acme:s1": 9e12})  # as if a summarization were pending
+    client.delete("/sessions/s1/memory", headers=tenant.headers)
+    assert redis_client.zscore("rc:due", "acme:s1") is None
+    again = post(client, tenant, "s1", pair(7), headers=key)
+    assert again.json["message_ids"] == [1, 2] and "Idempotent-Replayed" not in again.headers
+    messages = client.get("/sessions/s1/memory", headers=tenant.headers).json["messages"]
+    assert [m["content"] for m in messages] == ["answer 7", "question 7"]
+
+
+def test_a_message_id_of_another_session_is_not_found(client, tenant):
+    """Message ids are per session: s2 has no message 3 even though s1 has."""
+    post(client, tenant, "s1", pair(0) + pair(1))
+    post(client, tenant, "s2", pair(0))
+    assert client.get("/sessions/s2/messages/3", headers=tenant.headers).status_code == 404
+    assert client.delete("/sessions/s2/messages/3", headers=tenant.headers).status_code == 404
+    assert client.get("/sessions/s1/messages/3", headers=tenant.headers).json["content"] == "question 1"
+    assert client.get("/sessions/never/messages/1", headers=tenant.headers).status_code == 404
+
+
+def test_get_window_follows_the_tenant_policy(make_app, make_tenant):
+    """A tenant's own window_size (admin policy) bounds what GET returns."""
+    client = stalled_summarizer_app(make_app).test_client()
+    tenant = make_tenant("acme", window_size=2)
+    post(client, tenant, "s1", pair(0))
+    post(client, tenant, "s1", pair(1))
+    body = client.get("/sessions/s1/memory", headers=tenant.headers).json
+    assert [m["id"] for m in body["messages"]] == [4, 3]
+    assert body["context"] is None
