@@ -23,6 +23,7 @@ from app.domain.memory import MemoryService
 from app.domain.store import SessionStore
 from app.domain.tenants import PolicyDefaults, TenantRegistry
 from app.domain.usage import UsageLedger
+from app.redis_breaker import RedisBreaker
 from config import Settings
 
 if TYPE_CHECKING:
@@ -48,9 +49,10 @@ def fast_retry() -> Retry:
     return Retry(ExponentialBackoff(cap=0.05, base=0.01), 1)
 
 
-def make_redis(settings: Settings) -> redis.Redis:
-    """A client with explicit timeouts and at most one quick retry, so an unreachable
-    Redis becomes a fast 503 instead of a hung request thread."""
+def make_redis(settings: Settings, breaker: RedisBreaker | None = None) -> redis.Redis:
+    """A client with explicit timeouts, at most one quick retry and (single node) the app's
+    circuit breaker, so an unreachable or hung Redis becomes a fast 503 instead of a hung
+    request thread."""
     if settings.redis_url is None:
         import fakeredis
 
@@ -63,16 +65,23 @@ def make_redis(settings: Settings) -> redis.Redis:
             socket_connect_timeout=settings.redis_connect_timeout,
             max_connections=settings.redis_max_connections,
         )
-    pool = redis.BlockingConnectionPool.from_url(
+    return redis.Redis(connection_pool=make_pool(settings, breaker or RedisBreaker()))
+
+
+def make_pool(settings: Settings, breaker: RedisBreaker) -> redis.ConnectionPool:
+    """The single-node pool both the store and the rate limiter use (one each per process)."""
+    assert settings.redis_url is not None
+    return breaker.pool(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
+        # Waiting for a free connection is bounded like a command: one connect plus one
+        # socket timeout at most.
         timeout=settings.redis_connect_timeout + settings.redis_socket_timeout,
         socket_timeout=settings.redis_socket_timeout,
         socket_connect_timeout=settings.redis_connect_timeout,
         retry=fast_retry(),
         health_check_interval=30,
     )
-    return redis.Redis(connection_pool=pool)
 
 
 def cluster_seed_url(url: str) -> str | None:
@@ -90,6 +99,8 @@ class Resources:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keyspace = Keyspace(settings.key_prefix)
+        # Only a timestamp: safe to build before a fork and to share across processes' copies.
+        self.breaker = RedisBreaker()
         self._pid: int | None = None
         self._lock = threading.Lock()
         self._redis: redis.Redis | None = None
@@ -109,7 +120,7 @@ class Resources:
                 # The embedded store is the data itself: rebuilding it would empty it.
                 client = self._redis
             else:
-                client = make_redis(self.settings)
+                client = make_redis(self.settings, self.breaker)
             self._redis = client
             self._store = SessionStore(client, self.keyspace)
             self._registry = TenantRegistry(

@@ -10,6 +10,9 @@
   the request gets the store's 503 with ``Retry-After``: every tenant route needs Redis
   anyway. Letting the limiter raise instead turned the outage into 500s — its after-request
   header hook fails while Flask is already rendering the 503 (found by the chaos run).
+  The limiter's pool shares the app's circuit breaker (``app/redis_breaker.py``), so a
+  hung Redis costs the request one timeout in all, not one in the limiter and one more
+  in the store.
   There is deliberately no in-memory fallback: that would quietly multiply every limit by
   the number of processes exactly when Redis struggles.
 * Failed authentications count per client address (``AUTH_FAILURE_LIMIT``); past it the
@@ -26,7 +29,8 @@ from limits import parse
 
 from app import metrics
 from app.domain.keyspace import Keyspace
-from app.extensions import fast_retry
+from app.extensions import cluster_seed_url, fast_retry, make_pool
+from app.redis_breaker import RedisBreaker
 from config import Settings
 
 AUTH_FAILURE_LIMIT = "20/minute"
@@ -53,21 +57,24 @@ def _on_breach(limit: RequestLimit) -> Response | None:
     return None  # flask-limiter raises 429; our error handler renders it
 
 
-def _storage(settings: Settings) -> tuple[str, dict]:
+def _storage(settings: Settings, breaker: RedisBreaker) -> tuple[str, dict]:
     if settings.redis_url is None:
         # The embedded mode is one process by definition.
         return "memory://", {}
-    # The store's timeouts and retry policy: redis-py's default retry backs off for seconds,
-    # which made requests during a Redis outage slow before they failed (found by chaos).
-    return settings.redis_url, {
-        "socket_timeout": settings.redis_socket_timeout,
-        "socket_connect_timeout": settings.redis_connect_timeout,
-        "retry": fast_retry(),
-    }
+    if cluster_seed_url(settings.redis_url) is not None:
+        return settings.redis_url, {
+            "socket_timeout": settings.redis_socket_timeout,
+            "socket_connect_timeout": settings.redis_connect_timeout,
+            "retry": fast_retry(),
+        }
+    # The store's timeouts, retry policy and circuit breaker: redis-py's default retry backs
+    # off for seconds, and without the shared breaker a hung Redis cost the limiter's call
+    # a full timeout before the store's call spent another (both found by the chaos run).
+    return settings.redis_url, {"connection_pool": make_pool(settings, breaker)}
 
 
-def build_limiter(settings: Settings) -> Limiter:
-    uri, options = _storage(settings)
+def build_limiter(settings: Settings, breaker: RedisBreaker | None = None) -> Limiter:
+    uri, options = _storage(settings, breaker or RedisBreaker())
     return Limiter(
         key_func=_tenant_key,
         # Application limits: one budget per tenant across every route (default limits
@@ -118,7 +125,7 @@ class AuthFailureGuard:
 
 
 def init_app(app: Flask, settings: Settings, exempt: list) -> Limiter:
-    limiter = build_limiter(settings)
+    limiter = build_limiter(settings, app.extensions["recollect"].breaker)
     limiter.init_app(app)
     for blueprint in exempt:
         limiter.exempt(blueprint)

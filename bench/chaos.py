@@ -5,14 +5,16 @@ POST with its own ``Idempotency-Key`` and retried until acknowledged — the cli
 that makes "a 503 whose write did land" safe — while:
 
 * the fake LLM (a separate process) fails 30 % of calls and is slow;
-* ``redis-server`` (AOF, fsync always) is restarted mid-run on the same port;
+* ``redis-server`` (AOF, fsync always) hangs (SIGSTOP, ``--hang-seconds``) and is then
+  restarted mid-run on the same port;
 * a gunicorn worker is SIGKILLed while summarizations are in flight.
 
 Afterwards the LLM is healed and the run waits until every session has settled, then reads
 every window and summary back (the fake echoes each folded marker) and counts: lost
 (acknowledged, found nowhere), duplicated (found more than once), summarized twice (twice in
 a summary). It also checks that requests during the Redis outage got 503 with
-``Retry-After`` within 1 s and that the service recovered without a restart. One verdict line.
+``Retry-After`` within 1 s and that the service recovered without a restart. One verdict line;
+any slow or bare 503 is listed with its error code and when it started.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class Writers:
     def __init__(self, base: str, key: str, threads: int, sessions: int) -> None:
         self.base, self.key, self.sessions = base, key, sessions
         self.acked: dict[str, Counter] = {f"c{s}": Counter() for s in range(sessions)}
-        self.outage: list[tuple[float, int, str | None]] = []  # (seconds, status, Retry-After)
+        # (seconds, Retry-After, error code, started at): the last two say which fault it met.
+        self.outage: list[tuple[float, str | None, str, float]] = []
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.errors = Counter()
@@ -89,11 +92,11 @@ class Writers:
             while True:  # retried until acknowledged: the idempotency key makes it safe
                 started = time.monotonic()
                 try:
-                    status, _, headers = request(
+                    status, answer, headers = request(
                         self.base, "POST", f"/sessions/{session}/memory", self.key, body, idem, timeout=5
                     )
                 except (OSError, http.client.HTTPException) as exc:  # a worker died mid-answer
-                    status, headers = 0, {}
+                    status, answer, headers = 0, None, {}
                     self.errors[type(exc).__name__] += 1
                 elapsed = time.monotonic() - started
                 if status == 200:
@@ -101,7 +104,9 @@ class Writers:
                         self.acked[session][marker] += 1
                     break
                 if status == 503:
-                    self.outage.append((elapsed, status, headers.get("Retry-After")))
+                    error = answer.get("error", {}) if isinstance(answer, dict) else {}
+                    code = error.get("code", "?")
+                    self.outage.append((elapsed, headers.get("Retry-After"), code, started))
                 elif status:
                     self.errors[f"http_{status}"] += 1
                 time.sleep(0.05)
@@ -118,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=120, help="how long the writers run")
     parser.add_argument("--threads", type=int, default=6)
     parser.add_argument("--sessions", type=int, default=30)
+    parser.add_argument("--hang-seconds", type=float, default=1.5, help="Redis stalled before its restart")
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="recollect-chaos-"))
@@ -164,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
             thread.start()
 
         time.sleep(args.seconds / 3)
+        outage_at = time.monotonic()
+        # First a hang (a stalled fsync or fork looks like this: connections are accepted,
+        # nothing answers), then the restart.
+        redis.process.send_signal(signal.SIGSTOP)
+        time.sleep(args.hang_seconds)
+        redis.process.send_signal(signal.SIGCONT)
         redis.process.send_signal(signal.SIGTERM)  # AOF: what was acknowledged is on disk
         redis.process.wait(timeout=30)
         time.sleep(2)  # the outage
@@ -216,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         lost = sum(1 for s, c in writers.acked.items() for m in c if found[s][m] == 0)
         duplicated = sum(1 for c in found.values() for m, n in c.items() if n > 1)
         unknown = sum(1 for s, c in found.items() for m in c if m not in writers.acked[s])
-        slow_503 = [o for o in writers.outage if o[0] > 1.0 or o[2] is None]
+        slow_503 = [o for o in writers.outage if o[0] > 1.0 or o[1] is None]
         recovered = request(app.base, "GET", "/readyz", key)[0] == 200
         server_errors = writers.errors.get("http_500", 0)  # a fault is never the client's 500
         ok = (
@@ -234,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
             f"slow_or_bare_503s={len(slow_503)} worker_killed={victim} recovered={recovered} "
             f"pending_after={pending} client_errors={dict(writers.errors)}"
         )
+        for elapsed, retry_after, code, started in slow_503:
+            print(
+                f"  slow or bare 503: {elapsed * 1000:.0f} ms code={code} Retry-After={retry_after} "
+                f"started {started - outage_at:+.2f} s from the Redis stop"
+            )
         print(f"gunicorn log: {app.log}")
         return 0 if ok else 1
     finally:

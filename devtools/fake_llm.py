@@ -226,7 +226,7 @@ class FakeLLM:
         self.total_prompt_tokens = 0
         self.total_completion_tokens = 0
         self.requests: list[dict[str, Any]] = []
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server = _Server((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -443,6 +443,15 @@ class FakeLLM:
             "model": model,
             "usage": {"prompt_tokens": used, "total_tokens": used},
         }
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that disconnects mid-request (the chaos run SIGKILLs a worker) is normal
+        # here, not a traceback on stderr.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
