@@ -30,6 +30,7 @@ from limits import parse
 from app import metrics
 from app.domain.keyspace import Keyspace
 from app.extensions import cluster_seed_url, fast_retry, make_pool
+from app.limiter_storage import OneTripRedisStorage
 from app.redis_breaker import RedisBreaker
 from config import Settings
 
@@ -70,7 +71,9 @@ def _storage(settings: Settings, breaker: RedisBreaker) -> tuple[str, dict]:
     # The store's timeouts, retry policy and circuit breaker: redis-py's default retry backs
     # off for seconds, and without the shared breaker a hung Redis cost the limiter's call
     # a full timeout before the store's call spent another (both found by the chaos run).
-    return settings.redis_url, {"connection_pool": make_pool(settings, breaker)}
+    # Count and headers in one round trip (unix sockets keep limits' own storage).
+    uri = OneTripRedisStorage.uri_for(settings.redis_url) or settings.redis_url
+    return uri, {"connection_pool": make_pool(settings, breaker)}
 
 
 def build_limiter(settings: Settings, breaker: RedisBreaker | None = None) -> Limiter:

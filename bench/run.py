@@ -102,11 +102,38 @@ def gunicorn_floor(redis_url: str) -> Proc:
         "gthread",
         "--threads",
         "4",
+        # config/gunicorn.conf.py's worker recycling, so both pay for it alike.
+        "--max-requests",
+        "100000",
+        "--max-requests-jitter",
+        "10000",
         "-b",
         f"127.0.0.1:{port}",
         "floor_app:app",
     ]
     return Proc(args, {"REDIS_URL": redis_url}, SHARED_BENCH, port)
+
+
+def cpu_seconds(master: int) -> float:
+    """CPU time (user + system) of a gunicorn master and its live workers, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    total = 0.0
+    for pid in [str(master), *children]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except FileNotFoundError:
+            continue  # a worker that exited in between
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def measured(proc: Proc, key: str, mode: str, seconds: int, connections: int) -> dict[str, float]:
+    """One wrk run plus the app's CPU milliseconds per request during it."""
+    before = cpu_seconds(proc.process.pid)
+    result = wrk(proc.base, key, mode, seconds, connections)
+    result["cpu_ms"] = (cpu_seconds(proc.process.pid) - before) * 1000 / max(1.0, result["requests"])
+    return result
 
 
 def wrk(base: str, key: str, mode: str, seconds: int, connections: int) -> dict[str, float]:
@@ -273,21 +300,23 @@ def main(argv: list[str] | None = None) -> int:
         for mode in ("get", "post"):
             results = alternate(
                 [
-                    ("project", lambda m=mode: wrk(project.base, key, m, args.seconds, args.connections)),
-                    ("floor", lambda m=mode: wrk(floor.base, floor_key, m, args.seconds, args.connections)),
+                    ("project", lambda m=mode: measured(project, key, m, args.seconds, args.connections)),
+                    ("floor", lambda m=mode: measured(floor, floor_key, m, args.seconds, args.connections)),
                 ],
                 args.rounds,
             )
             p_rps, f_rps = median(results["project"], "rps"), median(results["floor"], "rps")
             p_p50, f_p50 = median(results["project"], "p50_ms"), median(results["floor"], "p50_ms")
             p_p99, f_p99 = median(results["project"], "p99_ms"), median(results["floor"], "p99_ms")
+            p_cpu, f_cpu = median(results["project"], "cpu_ms"), median(results["floor"], "cpu_ms")
             errors = sum(s["errors"] for s in results["project"])
             target = 0.80 if mode == "get" else 0.70
             print(
                 f"{mode.upper()}: project {p_rps:.0f} rps (p50 {p_p50:.1f} ms, p99 {p_p99:.1f} ms, "
                 f"non-2xx {errors:.0f}) / floor {f_rps:.0f} rps (p50 {f_p50:.1f}, p99 {f_p99:.1f}) "
                 f"=> throughput {p_rps / f_rps:.2f} (target >= {target}), p99 {p_p99 / f_p99:.2f}x floor "
-                f"(target <= 1.3)"
+                f"(target <= 1.3); app CPU per request {p_cpu:.2f} ms vs {f_cpu:.2f} ms "
+                f"=> {p_cpu / f_cpu:.2f}x"
             )
         for proc in procs:
             proc.stop()
