@@ -184,10 +184,10 @@ def median(samples: list[dict[str, float]], field: str) -> float:
     return statistics.median(s[field] for s in samples)
 
 
-def post_p99(project: Proc, key: str, args: argparse.Namespace) -> float:
-    return statistics.median(
-        wrk(project.base, key, "post", args.seconds, args.connections)["p99_ms"] for _ in range(args.rounds)
-    )
+def post_runs(project: Proc, key: str, args: argparse.Namespace) -> tuple[float, float]:
+    """Median p99 (ms) and throughput (rps) of POST rounds."""
+    runs = [wrk(project.base, key, "post", args.seconds, args.connections) for _ in range(args.rounds)]
+    return median(runs, "p99_ms"), median(runs, "rps")
 
 
 def extra_figures(redis_url: str, fake, args: argparse.Namespace) -> None:  # noqa: ANN001 - FakeLLM
@@ -198,19 +198,21 @@ def extra_figures(redis_url: str, fake, args: argparse.Namespace) -> None:  # no
     client.flushdb()
     quiet = gunicorn_project(redis_url, fake.base_url, RECOLLECT_WINDOW_SIZE="1000")
     key = seed_project(quiet.base)
-    base_p99 = post_p99(quiet, key, args)
+    base_p99, base_rps = post_runs(quiet, key, args)
     quiet.stop()
     client.flushdb()
     fake.configure(latency=2.0)
     busy = gunicorn_project(redis_url, fake.base_url, RECOLLECT_WINDOW_SIZE="2")
     key = seed_project(busy.base)
-    folding_p99 = post_p99(busy, key, args)
+    folding_p99, folding_rps = post_runs(busy, key, args)
     folds = fake.chat_calls
     busy.stop()
     fake.configure(latency=0.0)
     print(
         f"POST p99 with summarization on every request (LLM 2 s, {folds} LLM calls started): "
-        f"{folding_p99:.1f} ms vs {base_p99:.1f} ms without => {folding_p99 / base_p99:.2f}x (target <= 1.1)"
+        f"{folding_p99:.1f} ms vs {base_p99:.1f} ms without => {folding_p99 / base_p99:.2f}x "
+        f"(target <= 1.1); "
+        f"throughput {folding_rps:.0f} vs {base_rps:.0f} rps"
     )
 
     # Redis bytes per stored message vs the message's raw bytes (role + content).
@@ -272,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{LUA} not found: the floor app and its wrk script live in ../shared/bench", file=sys.stderr)
         return 1
 
+    import redis as redis_lib
+
     from devtools.fake_llm import FakeLLM
 
     redis_server = RedisServer(Path(tempfile.mkdtemp(prefix="recollect-bench-"))).start()
@@ -280,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     fake = FakeLLM().start()
     procs: list[Proc] = []
     try:
-        project = gunicorn_project(redis_url, fake.base_url)
+        # The throughput comparison is of the append + read path the floor also has: a window
+        # larger than the run (1,000) keeps summarization out of it; its cost is measured on
+        # its own below (POST with a fold on every request, and summary_cost.py).
+        project = gunicorn_project(redis_url, fake.base_url, RECOLLECT_WINDOW_SIZE="1000")
         procs.append(project)
         floor = gunicorn_floor(f"redis://127.0.0.1:{redis_port}/15")
         procs.append(floor)
@@ -318,6 +325,24 @@ def main(argv: list[str] | None = None) -> int:
                 f"(target <= 1.3); app CPU per request {p_cpu:.2f} ms vs {f_cpu:.2f} ms "
                 f"=> {p_cpu / f_cpu:.2f}x"
             )
+            if mode == "post":
+                floor_post_rps = f_rps
+        project.stop()
+        procs.remove(project)
+
+        # The same POST load at the default window (12): a fold every few appends per
+        # session, in the same workers (the fake LLM answers at once).
+        redis_lib.Redis.from_url(redis_url).flushdb()
+        folding = gunicorn_project(redis_url, fake.base_url)
+        procs.append(folding)
+        key = seed_project(folding.base)
+        calls = fake.chat_calls
+        runs = [measured(folding, key, "post", args.seconds, args.connections) for _ in range(args.rounds)]
+        print(
+            f"POST at the default window (12, folds in the same workers): {median(runs, 'rps'):.0f} rps "
+            f"=> {median(runs, 'rps') / floor_post_rps:.2f} of the floor; app CPU per request "
+            f"{median(runs, 'cpu_ms'):.2f} ms; {fake.chat_calls - calls} LLM calls"
+        )
         for proc in procs:
             proc.stop()
         procs.clear()
