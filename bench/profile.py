@@ -55,12 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", choices=["get", "post"])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--window", type=int, default=1000, help="RECOLLECT_WINDOW_SIZE (12 to include folds in the profile)"
+    )
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="recollect-profile-"))
     redis = RedisServer(workdir / "redis").start()
     fake = FakeLLM().start()
-    project = gunicorn_project(redis.url, fake.base_url)
+    project = gunicorn_project(redis.url, fake.base_url, RECOLLECT_WINDOW_SIZE=str(args.window))
     try:
         key = seed_project(project.base)
         workers = subprocess.run(
