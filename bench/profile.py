@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         "--window", type=int, default=1000, help="RECOLLECT_WINDOW_SIZE (12 to include folds in the profile)"
     )
     args = parser.parse_args(argv)
+    py_spy = Path(sys.executable).parent / "py-spy"
+    if not py_spy.exists():
+        print("py-spy is not installed: .venv/bin/pip install py-spy", file=sys.stderr)
+        return 1
 
     workdir = Path(tempfile.mkdtemp(prefix="recollect-profile-"))
     redis = RedisServer(workdir / "redis").start()
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         out = workdir / f"{args.mode}.collapsed"
         subprocess.run(
             [
-                str(Path(sys.executable).parent / "py-spy"),
+                str(py_spy),
                 "record",
                 "--pid",
                 workers[0],
