@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 from redis import Redis
 from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from app.domain.keyspace import Keyspace
 
@@ -261,9 +262,12 @@ class SessionStore:
         ]
         usage = self._keys.usage(tenant_id)
         day = utc_day(now)
+        script_keys = [keys.window, keys.meta, keys.idempotency]
         pipe = self._redis.pipeline(transaction=False)
         if not self._cluster:
-            self._append(keys=[keys.window, keys.meta, keys.idempotency], args=args, client=pipe)
+            # EVALSHA queued by hand: a Script object on a pipeline makes redis-py send
+            # SCRIPT EXISTS first, a round trip of its own on every append.
+            pipe.evalsha(self._append.sha, len(script_keys), *script_keys, *args)
         if may_create:
             pipe.zadd(self._keys.sessions_index(tenant_id), {session_id: now})
         else:
@@ -272,10 +276,20 @@ class SessionStore:
             pipe.hincrby(usage, "messages", len(messages))
             pipe.hincrby(usage, f"messages:{day}", len(messages))
         if self._cluster:
-            script_result = self._append(keys=[keys.window, keys.meta, keys.idempotency], args=args)
+            script_result = self._append(keys=script_keys, args=args)
             pipe.execute()
         else:
-            script_result = pipe.execute()[0]
+            results = pipe.execute(raise_on_error=False)
+            for error in results[1:]:
+                if isinstance(error, Exception):
+                    raise error
+            script_result = results[0]
+            if isinstance(script_result, NoScriptError):
+                # Redis restarted or flushed its scripts: the pipeline's other commands ran,
+                # the append did not. Run it alone; redis-py loads the script on the way.
+                script_result = self._append(keys=script_keys, args=args)
+            elif isinstance(script_result, Exception):
+                raise script_result
         first, last, length, created, replayed, tokens, refused = script_result
         if (replayed or refused) and messages:
             # Rare paths: nothing was appended, so take the optimistic count back.

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+import redis
+
 from tests.conftest import free_port
 
 
@@ -211,3 +214,34 @@ def test_get_window_follows_the_tenant_policy(make_app, make_tenant):
     body = client.get("/sessions/s1/memory", headers=tenant.headers).json
     assert [m["id"] for m in body["messages"]] == [4, 3]
     assert body["context"] is None
+
+
+def _calls(redis_client, command: str) -> int:
+    stats = redis_client.info("commandstats")
+    return stats.get(f"cmdstat_{command}", {}).get("calls", 0)
+
+
+def test_an_append_is_one_round_trip_without_a_script_check(client, tenant, redis_client):
+    """redis-py sends SCRIPT EXISTS before any pipeline holding a Script object; the append
+    queues its EVALSHA itself so a POST costs no such extra round trip."""
+    if isinstance(redis_client, redis.RedisCluster):
+        pytest.skip("cluster pipelines refuse EVALSHA: there the script runs on its own (store.py)")
+    post(client, tenant, "s", pair(0))
+    before = _calls(redis_client, "script|exists")
+    for i in range(1, 4):
+        assert post(client, tenant, "s", pair(i)).status_code == 200
+    assert _calls(redis_client, "script|exists") == before
+
+
+def test_an_append_survives_redis_forgetting_its_scripts(client, tenant, redis_client):
+    """After SCRIPT FLUSH (or a restart) the pipelined EVALSHA meets NOSCRIPT: the append is
+    then run on its own, once — nothing lost, nothing counted twice."""
+    post(client, tenant, "s", pair(0))
+    redis_client.script_flush()
+    response = post(client, tenant, "s", pair(1))
+    assert response.status_code == 200
+    assert response.json["message_ids"] == [3, 4]
+    messages = client.get("/sessions/s/memory", headers=tenant.headers).json["messages"]
+    assert [m["content"] for m in messages] == ["answer 1", "question 1", "answer 0", "question 0"]
+    usage = client.get("/usage", headers=tenant.headers).json
+    assert usage["messages"]["total"] == 4
