@@ -184,35 +184,36 @@ def median(samples: list[dict[str, float]], field: str) -> float:
     return statistics.median(s[field] for s in samples)
 
 
-def post_runs(project: Proc, key: str, args: argparse.Namespace) -> tuple[float, float]:
-    """Median p99 (ms) and throughput (rps) of POST rounds."""
-    runs = [wrk(project.base, key, "post", args.seconds, args.connections) for _ in range(args.rounds)]
-    return median(runs, "p99_ms"), median(runs, "rps")
-
-
 def extra_figures(redis_url: str, fake, args: argparse.Namespace) -> None:  # noqa: ANN001 - FakeLLM
     import redis
 
     client = redis.Redis.from_url(redis_url)
-    # POST p99 while every request triggers summarization against a 2 s LLM, vs none.
-    client.flushdb()
-    quiet = gunicorn_project(redis_url, fake.base_url, RECOLLECT_WINDOW_SIZE="1000")
-    key = seed_project(quiet.base)
-    base_p99, base_rps = post_runs(quiet, key, args)
-    quiet.stop()
-    client.flushdb()
+    # POST p99 while every request triggers summarization against a 2 s LLM, vs none: both
+    # instances up at once (databases 1 and 2), rounds alternating, medians compared.
+    base_url = redis_url.rsplit("/", 1)[0]
     fake.configure(latency=2.0)
-    busy = gunicorn_project(redis_url, fake.base_url, RECOLLECT_WINDOW_SIZE="2")
-    key = seed_project(busy.base)
-    folding_p99, folding_rps = post_runs(busy, key, args)
-    folds = fake.chat_calls
+    quiet = gunicorn_project(f"{base_url}/1", fake.base_url, RECOLLECT_WINDOW_SIZE="1000")
+    busy = gunicorn_project(f"{base_url}/2", fake.base_url, RECOLLECT_WINDOW_SIZE="2")
+    quiet_key, busy_key = seed_project(quiet.base), seed_project(busy.base)
+    calls = fake.chat_calls
+    results = alternate(
+        [
+            ("quiet", lambda: measured(quiet, quiet_key, "post", args.seconds, args.connections)),
+            ("busy", lambda: measured(busy, busy_key, "post", args.seconds, args.connections)),
+        ],
+        args.rounds,
+    )
+    folds = fake.chat_calls - calls
+    quiet.stop()
     busy.stop()
     fake.configure(latency=0.0)
+    base_p99, folding_p99 = median(results["quiet"], "p99_ms"), median(results["busy"], "p99_ms")
     print(
         f"POST p99 with summarization on every request (LLM 2 s, {folds} LLM calls started): "
         f"{folding_p99:.1f} ms vs {base_p99:.1f} ms without => {folding_p99 / base_p99:.2f}x "
-        f"(target <= 1.1); "
-        f"throughput {folding_rps:.0f} vs {base_rps:.0f} rps"
+        f"(target <= 1.1); throughput {median(results['busy'], 'rps'):.0f} vs "
+        f"{median(results['quiet'], 'rps'):.0f} rps; app CPU per request "
+        f"{median(results['busy'], 'cpu_ms'):.2f} vs {median(results['quiet'], 'cpu_ms'):.2f} ms"
     )
 
     # Redis bytes per stored message vs the message's raw bytes (role + content).
