@@ -145,6 +145,9 @@ class FoldRunner:
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._queued: set[str] = set()
+        # Queued or running here. A POST to a session whose fold is in flight in this
+        # process needs no claim round trip: the fold re-checks the window when it ends.
+        self._in_flight: set[str] = set()
         self.stats = {"submitted": 0, "done": 0, "failed": 0, "conflicts": 0, "busy": 0, "deferred": 0}
 
     _OUTCOME_NAMES = {"submitted": "queued", "conflicts": "conflict"}
@@ -183,6 +186,7 @@ class FoldRunner:
         with self._lock:
             pending = list(self._queued)
             self._queued.clear()
+            self._in_flight.difference_update(pending)
         if pending:
             now = self._clock()
             try:
@@ -201,6 +205,8 @@ class FoldRunner:
         """Mark a session due and, when this process has a free slot, start folding it."""
         self.start()
         member = self._keys.due_member(tenant_id, session_id)
+        if member in self._in_flight:
+            return
         now = self._clock()
         has_slot = self._slots.acquire(blocking=False)
         try:
@@ -226,6 +232,7 @@ class FoldRunner:
             return
         with self._lock:
             self._queued.add(member)
+            self._in_flight.add(member)
         self._count("submitted")
         try:
             # The fold runs in a copy of the submitting request's context, so its log lines
@@ -234,6 +241,7 @@ class FoldRunner:
         except RuntimeError:  # executor shut down between the check and the submit
             with self._lock:
                 self._queued.discard(member)
+                self._in_flight.discard(member)
             self._slots.release()
             self._redis.zadd(self._keys.due, {member: self._clock()})
 
@@ -269,13 +277,20 @@ class FoldRunner:
     def _run(self, member: str) -> None:
         with self._lock:
             if member not in self._queued:
+                self._in_flight.discard(member)
                 self._slots.release()
                 return
             self._queued.discard(member)
         self._metrics.running(1)
         try:
             tenant_id, session_id = self._keys.parse_due_member(member)
-            self._after(member, tenant_id, session_id, self.fold(tenant_id, session_id))
+            try:
+                outcome = self.fold(tenant_id, session_id)
+            finally:
+                # Before the outcome is handled: its re-check of the window may fold again.
+                with self._lock:
+                    self._in_flight.discard(member)
+            self._after(member, tenant_id, session_id, outcome)
         except Exception as exc:  # noqa: BLE001 - e.g. Redis down: retry after backoff
             log.warning("fold crashed: %s", type(exc).__name__)
             self._count("failed")
@@ -290,7 +305,9 @@ class FoldRunner:
             self._count("done")
             self._settle(member, tenant_id, session_id)
         elif status in (FoldOutcome.NOTHING, FoldOutcome.GONE):
-            self._redis.zrem(self._keys.due, member)
+            # Appends during this fold skipped their own request (it was in flight here),
+            # so the window is checked again rather than the due mark merely dropped.
+            self._settle(member, tenant_id, session_id)
         elif status == FoldOutcome.BUSY:
             self._count("busy")
             self._reschedule(member, self.config.busy_retry)

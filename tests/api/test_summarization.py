@@ -385,3 +385,36 @@ def test_token_window_policy_folds_by_tokens(llm_app, make_tenant):
     assert len(body["messages"]) < 4 and body["pending_summary"] == 0
     assert sum(m["token_count"] for m in body["messages"]) <= 100
     assert markers_everywhere(body) == Counter(f"[[k{i}]]" for i in range(4))
+
+
+def test_appends_during_a_local_fold_skip_the_claim_and_are_folded_after_it(llm_app, make_tenant, fake_llm):
+    """While this process folds a session, further overflowing POSTs to it cost no claim
+    round trip; when the fold ends it checks the window again, so their messages are
+    folded too — exactly once."""
+    app = llm_app()
+    client = app.test_client()
+    tenant = make_tenant()
+    runner = app.extensions["recollect"].runner
+    claims = Counter()
+    claim_one = runner._claim_one
+
+    def counting_claim(*args, **kwargs):
+        claims["claim"] += 1
+        return claim_one(*args, **kwargs)
+
+    runner._claim_one = counting_claim
+    fake_llm.hold()
+    try:
+        for i in range(5):
+            post(client, tenant, "s1", f"[[k{i}]]")  # the fifth overflows: the fold starts
+        assert fake_llm.wait_for_calls(1, timeout=5)
+        before = claims["claim"]
+        for i in range(5, 12):
+            post(client, tenant, "s1", f"[[k{i}]]")
+        assert claims["claim"] == before  # in flight here: no claim per POST
+    finally:
+        fake_llm.release()
+    assert wait_until(lambda: settled(client, tenant, "s1"))
+    body = memory(client, tenant, "s1")
+    assert markers_everywhere(body) == Counter(f"[[k{i}]]" for i in range(12))
+    assert fake_llm.chat_calls >= 2  # the re-check after the first fold folded the rest
