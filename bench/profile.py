@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--window", type=int, default=1000, help="RECOLLECT_WINDOW_SIZE (12 to include folds in the profile)"
     )
+    parser.add_argument("--llm-latency", type=float, default=0.0, help="seconds the fake LLM takes")
     args = parser.parse_args(argv)
     py_spy = Path(sys.executable).parent / "py-spy"
     if not py_spy.exists():
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="recollect-profile-"))
     redis = RedisServer(workdir / "redis").start()
     fake = FakeLLM().start()
+    fake.configure(latency=args.llm_latency)
     project = gunicorn_project(redis.url, fake.base_url, RECOLLECT_WINDOW_SIZE=str(args.window))
     try:
         key = seed_project(project.base)

@@ -326,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"(target <= 1.3); app CPU per request {p_cpu:.2f} ms vs {f_cpu:.2f} ms "
                 f"=> {p_cpu / f_cpu:.2f}x"
             )
+            print(
+                f"  rounds (rps): project {[round(r['rps']) for r in results['project']]}, "
+                f"floor {[round(r['rps']) for r in results['floor']]}"
+            )
             if mode == "post":
                 floor_post_rps = f_rps
         project.stop()
