@@ -49,7 +49,7 @@ def fast_retry() -> Retry:
     return Retry(ExponentialBackoff(cap=0.05, base=0.01), 1)
 
 
-def make_redis(settings: Settings, breaker: RedisBreaker | None = None) -> redis.Redis:
+def make_redis(settings: Settings, breaker: RedisBreaker) -> redis.Redis:
     """A client with explicit timeouts, at most one quick retry and (single node) the app's
     circuit breaker, so an unreachable or hung Redis becomes a fast 503 instead of a hung
     request thread."""
@@ -65,7 +65,7 @@ def make_redis(settings: Settings, breaker: RedisBreaker | None = None) -> redis
             socket_connect_timeout=settings.redis_connect_timeout,
             max_connections=settings.redis_max_connections,
         )
-    return redis.Redis(connection_pool=make_pool(settings, breaker or RedisBreaker()))
+    return redis.Redis(connection_pool=make_pool(settings, breaker))
 
 
 def make_pool(settings: Settings, breaker: RedisBreaker) -> redis.ConnectionPool:

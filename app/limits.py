@@ -76,8 +76,8 @@ def _storage(settings: Settings, breaker: RedisBreaker) -> tuple[str, dict]:
     return uri, {"connection_pool": make_pool(settings, breaker)}
 
 
-def build_limiter(settings: Settings, breaker: RedisBreaker | None = None) -> Limiter:
-    uri, options = _storage(settings, breaker or RedisBreaker())
+def build_limiter(settings: Settings, breaker: RedisBreaker) -> Limiter:
+    uri, options = _storage(settings, breaker)
     return Limiter(
         key_func=_tenant_key,
         # Application limits: one budget per tenant across every route (default limits

@@ -55,9 +55,6 @@ class RedisBreaker:
     def trip(self) -> None:
         self._open_until = time.monotonic() + self.open_seconds
 
-    def close(self) -> None:
-        self._open_until = 0.0
-
     def raise_if_open(self) -> None:
         if self.is_open:
             raise RedisUnavailable("Redis failed moments ago; failing fast until it is retried")

@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import redis  # noqa: E402
+
 from devtools.processes import RedisServer, free_port, wait_for_port  # noqa: E402
 
 SHARED_BENCH = ROOT.parent / "shared" / "bench"
@@ -185,8 +187,6 @@ def median(samples: list[dict[str, float]], field: str) -> float:
 
 
 def extra_figures(redis_url: str, fake, args: argparse.Namespace) -> None:  # noqa: ANN001 - FakeLLM
-    import redis
-
     client = redis.Redis.from_url(redis_url)
     # POST p99 while every request triggers summarization against a 2 s LLM, vs none: both
     # instances up at once (databases 1 and 2), rounds alternating, medians compared.
@@ -275,8 +275,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{LUA} not found: the floor app and its wrk script live in ../shared/bench", file=sys.stderr)
         return 1
 
-    import redis as redis_lib
-
     from devtools.fake_llm import FakeLLM
 
     redis_server = RedisServer(Path(tempfile.mkdtemp(prefix="recollect-bench-"))).start()
@@ -337,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # The same POST load at the default window (12): a fold every few appends per
         # session, in the same workers (the fake LLM answers at once).
-        redis_lib.Redis.from_url(redis_url).flushdb()
+        redis.Redis.from_url(redis_url).flushdb()
         folding = gunicorn_project(redis_url, fake.base_url)
         procs.append(folding)
         key = seed_project(folding.base)

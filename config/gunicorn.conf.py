@@ -36,9 +36,8 @@ timeout = _int("GUNICORN_TIMEOUT", 60)
 _llm_worst = _float("RECOLLECT_LLM_TIMEOUT_SECONDS", 30) * (_int("RECOLLECT_LLM_MAX_RETRIES", 1) + 1)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", int(_llm_worst) + 15)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
-# A leak guard, not a habit: a new worker costs about a second of CPU (imports, tokenizer
-# warm-up), which at 5,000 requests was a tenth of a busy worker's time (measured by
-# bench/run.py's CPU per request).
+# A leak guard, not a habit: a new worker costs about a second of CPU (importing the app
+# alone measured 0.9 s), an eighth of the ~7.5 s of CPU that 5,000 requests cost a worker.
 max_requests = _int("GUNICORN_MAX_REQUESTS", 100_000)
 max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 10_000)
 # The control socket (on by default since 25.1) exposes shutdown to the same uid and

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -118,6 +119,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisClusterServer(workdir) if _test_redis_mode() == "cluster" else RedisServer(workdir)
     server.start()
     yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A single-node redis-server of the test's own, so it can be paused (SIGSTOP) or
+    restarted without touching the shared one."""
+    server = RedisServer(tmp_path / "private-redis").start()
+    yield server
+    if server.process is not None:
+        server.process.send_signal(signal.SIGCONT)
     server.stop()
 
 

@@ -276,8 +276,7 @@ class FoldRunner:
 
     def _run(self, member: str) -> None:
         with self._lock:
-            if member not in self._queued:
-                self._in_flight.discard(member)
+            if member not in self._queued:  # handed back by shutdown, which forgot it too
                 self._slots.release()
                 return
             self._queued.discard(member)

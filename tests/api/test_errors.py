@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import ADMIN, RedisServer, free_port
+from tests.conftest import ADMIN, free_port
 
 MESSAGE = {"role": "Human", "content": "hello"}
 
@@ -124,37 +124,34 @@ def test_503_fast_when_redis_is_unreachable(make_app):
     assert client.get("/healthz").status_code == 200
 
 
-def test_a_hung_redis_costs_a_request_one_socket_timeout_at_most(make_app, tmp_path):
+def test_a_hung_redis_costs_a_request_one_socket_timeout_at_most(make_app, private_redis):
     """Redis paused (a stalled fsync or fork looks the same): the first request meets one
     socket timeout — not one per Redis call it would make (auth, limiter, store, headers) —
     the requests after it fail at once, and service resumes by itself after the pause."""
     timeout = 0.5
-    server = RedisServer(tmp_path / "redis").start()
-    try:
-        app = make_app(redis_url=server.url, redis_socket_timeout=timeout, rate_limit="1000/second")
-        client = app.test_client()
-        key = client.post("/admin/tenants", json={"id": "hung"}, headers=ADMIN).json["api_key"]
-        headers = {"Authorization": f"Bearer {key}"}
-        write = {"json": {"messages": [MESSAGE]}, "headers": headers}
-        assert client.post("/sessions/s/memory", **write).status_code == 200
+    app = make_app(redis_url=private_redis.url, redis_socket_timeout=timeout, rate_limit="1000/second")
+    client = app.test_client()
+    key = client.post("/admin/tenants", json={"id": "hung"}, headers=ADMIN).json["api_key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    write = {"json": {"messages": [MESSAGE]}, "headers": headers}
+    assert client.post("/sessions/s/memory", **write).status_code == 200
 
-        server.process.send_signal(signal.SIGSTOP)
-        timings = []
-        for _ in range(3):
-            started = time.monotonic()
-            response = client.post("/sessions/s/memory", **write)
-            timings.append(time.monotonic() - started)
-            assert_error(response, 503, "store_unavailable")
-            assert response.headers["Retry-After"] == "1"
-        assert timings[0] < 2 * timeout, timings
-        assert max(timings[1:]) < timeout / 2, timings
-    finally:
-        server.process.send_signal(signal.SIGCONT)
+    private_redis.process.send_signal(signal.SIGSTOP)
+    timings = []
+    for _ in range(3):
+        started = time.monotonic()
+        response = client.post("/sessions/s/memory", **write)
+        timings.append(time.monotonic() - started)
+        assert_error(response, 503, "store_unavailable")
+        assert response.headers["Retry-After"] == "1"
+    private_redis.process.send_signal(signal.SIGCONT)
+    assert timings[0] < 2 * timeout, timings
+    assert max(timings[1:]) < timeout / 2, timings
+
     deadline = time.monotonic() + 5
     while client.get("/sessions/s/memory", headers=headers).status_code != 200:
         assert time.monotonic() < deadline, "no recovery after the pause"
         time.sleep(0.1)
-    server.stop()
 
 
 def test_the_request_id_is_echoed_on_errors_too(client, tenant):

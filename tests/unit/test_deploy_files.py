@@ -9,6 +9,7 @@ import re
 import runpy
 import shutil
 import subprocess
+import types
 
 import pytest
 
@@ -111,6 +112,23 @@ def test_the_command_line_writes_a_file(tmp_path, monkeypatch):
 
 def test_nginx_refuses_exactly_what_the_app_would():
     assert nginx_size(defaults()["CLIENT_MAX_BODY_SIZE"]) == load_settings().max_body_bytes
+
+
+@pytest.mark.parametrize(("accesslog", "enabled"), [("off", False), ("-", True), ("/tmp/access.log", True)])
+def test_gunicorn_writes_an_access_log_only_when_asked(monkeypatch, accesslog, enabled):
+    """gunicorn's own logger turns the access log on whenever logconfig_dict is set (and then
+    formats every line); with GUNICORN_ACCESSLOG=off ours keeps it off."""
+    from gunicorn import glogging
+    from gunicorn.config import Config
+
+    monkeypatch.setenv("GUNICORN_ACCESSLOG", accesslog)
+    conf = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
+    cfg = Config()
+    for name in ("accesslog", "logconfig_dict", "logger_class"):
+        cfg.set(name, conf[name])
+    logger = types.SimpleNamespace(cfg=cfg)
+    assert cfg.logger_class._compute_access_log_enabled(logger) is enabled
+    assert glogging.Logger._compute_access_log_enabled(logger) is True  # what it replaces
 
 
 def test_timeouts_nest_nginx_above_gunicorn():

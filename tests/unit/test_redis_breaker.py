@@ -5,27 +5,15 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from app.extensions import fast_retry
 from app.redis_breaker import RedisBreaker, RedisUnavailable
-from tests.conftest import RedisServer, free_port
+from tests.conftest import free_port
 
 TIMEOUT = 0.5
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, so it can be paused and restarted."""
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    if server.process is not None:
-        server.process.send_signal(signal.SIGCONT)
-    server.stop()
 
 
 def guarded_client(url: str, breaker: RedisBreaker) -> redis.Redis:
