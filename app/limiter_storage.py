@@ -24,45 +24,7 @@ from typing import Any
 
 from limits.storage import RedisStorage
 
-# limits' acquire_sliding_window.lua, returning the window it saw (after the increment when
-# it acquired) alongside the decision. Time is in milliseconds here, as in the original.
-ACQUIRE_AND_READ_SLIDING_WINDOW = """
-local limit = tonumber(ARGV[1])
-local expiry = tonumber(ARGV[2]) * 1000
-local amount = tonumber(ARGV[3])
-
-local current_ttl = tonumber(redis.call('pttl', KEYS[2]))
-if current_ttl > 0 and current_ttl < expiry then
-    -- Current window expired, shift it to the previous window
-    redis.call('rename', KEYS[2], KEYS[1])
-    redis.call('set', KEYS[2], 0, 'PX', current_ttl + expiry)
-end
-
-local previous_count = tonumber(redis.call('get', KEYS[1])) or 0
-local previous_ttl = tonumber(redis.call('pttl', KEYS[1])) or 0
-local current_count = tonumber(redis.call('get', KEYS[2])) or 0
-current_ttl = tonumber(redis.call('pttl', KEYS[2])) or 0
-if previous_ttl <= 0 then
-    previous_ttl = 0
-end
-if current_ttl <= 0 then
-    current_ttl = 0
-end
-
-local acquired = 0
-local weighted_count = math.floor(previous_count * previous_ttl / expiry) + current_count
-if amount <= limit and (weighted_count + amount) <= limit then
-    acquired = 1
-    if redis.call('exists', KEYS[2]) == 1 then
-        current_count = redis.call('incrby', KEYS[2], amount)
-    else
-        redis.call('set', KEYS[2], amount, 'PX', expiry * 2)
-        current_count = amount
-        current_ttl = expiry * 2
-    end
-end
-return {acquired, previous_count, previous_ttl, current_count, current_ttl}
-"""
+from app.domain.ratelimit import CHARGE_SCRIPT, LimitHit, RateWindow
 
 
 class OneTripRedisStorage(RedisStorage):
@@ -84,24 +46,30 @@ class OneTripRedisStorage(RedisStorage):
 
     def initialize_storage(self, uri: str) -> None:
         super().initialize_storage(uri)
-        self.lua_acquire_and_read_sliding_window = self.get_connection().register_script(
-            ACQUIRE_AND_READ_SLIDING_WINDOW
+        # limits' sliding-window acquire, returning the window it saw (app/domain/ratelimit).
+        self.lua_charge = self.get_connection().register_script(CHARGE_SCRIPT)
+
+    def limit_hit(self, key: str, amount: int, expiry: int, cost: int = 1) -> LimitHit:
+        """The Redis keys and numbers limits would use to acquire ``key``'s window."""
+        return LimitHit(
+            self.prefixed_key(self._previous_window_key(key)),
+            self.prefixed_key(self._current_window_key(key)),
+            amount,
+            expiry,
+            cost,
         )
 
+    def remember(self, key: str, expiry: int, window: RateWindow) -> None:
+        """Keep the window an acquire just saw, for the header read that follows."""
+        self._seen.window = (key, expiry, window.sliding_window, time.monotonic())
+
     def acquire_sliding_window_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
-        previous_key = self.prefixed_key(self._previous_window_key(key))
-        current_key = self.prefixed_key(self._current_window_key(key))
-        acquired, previous_count, previous_ttl, current_count, current_ttl = (
-            self.lua_acquire_and_read_sliding_window([previous_key, current_key], [limit, expiry, amount])
+        hit = self.limit_hit(key, limit, expiry, amount)
+        window = RateWindow.from_reply(
+            self.lua_charge([hit.previous_key, hit.current_key], [limit, expiry, amount])
         )
-        window = (
-            int(previous_count),
-            float(previous_ttl) / 1000,
-            int(current_count),
-            float(current_ttl) / 1000,
-        )
-        self._seen.window = (key, expiry, window, time.monotonic())
-        return bool(acquired)
+        self.remember(key, expiry, window)
+        return window.admitted
 
     def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
         seen = getattr(self._seen, "window", None)

@@ -21,20 +21,34 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
+from dataclasses import dataclass
 
+import redis.exceptions
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter, RequestLimit
-from limits import parse
+from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
+from flask_limiter._limits import RuntimeLimit
+from limits import RateLimitItem, parse, parse_many
 
 from app import metrics
 from app.domain.keyspace import Keyspace
+from app.domain.ratelimit import RateCharge, RateWindow
+from app.errors import error_response
 from app.extensions import cluster_seed_url, fast_retry, make_pool
 from app.limiter_storage import OneTripRedisStorage
 from app.redis_breaker import RedisBreaker
 from config import Settings
 
+log = logging.getLogger("recollect")
+
 AUTH_FAILURE_LIMIT = "20/minute"
+# Views whose store call charges the tenant's limits in its own round trip (under every
+# prefix the memory blueprint is mounted at).
+INLINE_VIEWS = frozenset({"append_memory", "read_memory"})
+# flask-limiter's scope for application limits (``ApplicationLimit.scope``, shared).
+APPLICATION_SCOPE = "global"
 _auth_failure_limit = parse(AUTH_FAILURE_LIMIT)
 
 
@@ -127,11 +141,122 @@ class AuthFailureGuard:
         return max(1, int(reset - time.time()) + 1)
 
 
+@dataclass(frozen=True, slots=True)
+class PendingCharge:
+    items: tuple[RateLimitItem, ...]
+    identifiers: tuple[str, ...]
+    charge: RateCharge
+
+
+@functools.lru_cache(maxsize=1024)
+def _limit_items(limit: str) -> tuple[RateLimitItem, ...]:
+    # flask-limiter's evaluation order: sorted by granularity, parse order within one.
+    return tuple(sorted(parse_many(limit)))
+
+
+class InlineRateLimits:
+    """The tenant's application limits, charged inside the store's round trip on the memory
+    append and read routes (``app/domain/ratelimit.py`` says why), with flask-limiter's
+    outcome: same counters, same decision, its headers, its 429 and ``on_breach``.
+
+    * flask-limiter's request filter (``claims``) hands such a request over: the hook then
+      skips it, and the charge waits in ``g`` for the view to pass to the store.
+    * ``settle`` turns the window the store reports into flask-limiter's request state (its
+      ``after_request`` hook writes the ``X-RateLimit-*`` headers from it, the window read
+      being answered by ``OneTripRedisStorage.remember``) or into its 429.
+    * A request that fails before reaching the store (a bad body, a bad id) is still charged,
+      in ``after_request``, on its own round trip: every request counts once, as before.
+    """
+
+    def __init__(self, limiter: Limiter, storage: OneTripRedisStorage, key_prefix: str) -> None:
+        self._limiter = limiter
+        self._storage = storage
+        self._key_prefix = key_prefix
+
+    def claims(self) -> bool:
+        endpoint = request.endpoint
+        if endpoint is None or endpoint.rsplit(".", 1)[-1] not in INLINE_VIEWS:
+            return False
+        principal = g.get("principal")
+        if principal is None:
+            return False
+        identifiers = (self._key_prefix, _tenant_key(), APPLICATION_SCOPE)
+        items = _limit_items(_tenant_limit())
+        hits = tuple(
+            self._storage.limit_hit(item.key_for(*identifiers), item.amount, item.get_expiry())
+            for item in items
+        )
+        g.rate_charge = PendingCharge(items, identifiers, RateCharge(hits))
+        return True
+
+    @staticmethod
+    def charge() -> RateCharge | None:
+        """This request's charge, for the store; None when flask-limiter charges it."""
+        pending = g.get("rate_charge")
+        return pending.charge if pending is not None else None
+
+    def settle(self, window: RateWindow | None) -> None:
+        """Record what the store's charge found; raise flask-limiter's 429 if refused."""
+        pending = g.pop("rate_charge", None)
+        if pending is None or window is None:
+            return
+        item = pending.items[window.index - 1]
+        self._storage.remember(item.key_for(*pending.identifiers), item.get_expiry(), window)
+        breached = not window.admitted
+        request_limit = RequestLimit(self._limiter, item, list(pending.identifiers), breached, True)
+        # What flask-limiter's own hook leaves for its after_request header hook.
+        self._limiter.context.view_rate_limit = request_limit
+        self._limiter.context.view_rate_limits = [request_limit]
+        if breached:
+            log.info("ratelimit %s exceeded for %s", item, pending.identifiers[1])
+            _on_breach(request_limit)
+            raise RateLimitExceeded(
+                RuntimeLimit(item, _tenant_key, APPLICATION_SCOPE, shared=True)
+            )
+
+    def charge_unsettled(self, response: Response) -> Response:
+        """``after_request``: charge a claimed request whose view never reached the store."""
+        pending = g.get("rate_charge")
+        if pending is None:
+            return response
+        charge = pending.charge
+        try:
+            window = RateWindow.from_reply(self._storage.lua_charge(charge.keys, charge.args))
+        except redis.exceptions.RedisError:
+            # As flask-limiter with swallow_errors: the response stands (limits.py's docstring).
+            g.pop("rate_charge", None)
+            return response
+        try:
+            self.settle(window)
+        except RateLimitExceeded:
+            return error_response(429, "rate_limited", "rate limit exceeded")
+        return response
+
+
+def inline_charge() -> RateCharge | None:
+    """The rate charge a memory view passes to the store (None: flask-limiter charged it)."""
+    return InlineRateLimits.charge()
+
+
+def settle_inline(window: RateWindow | None) -> None:
+    """Settle the charge the store ran; raises flask-limiter's 429 when it refused."""
+    inline = current_app.extensions.get("recollect_inline_limits")
+    if inline is not None:
+        inline.settle(window)
+
+
 def init_app(app: Flask, settings: Settings, exempt: list) -> Limiter:
     limiter = build_limiter(settings, app.extensions["recollect"].breaker)
     limiter.init_app(app)
     for blueprint in exempt:
         limiter.exempt(blueprint)
+    storage = limiter.storage
+    if isinstance(storage, OneTripRedisStorage):
+        inline = InlineRateLimits(limiter, storage, Keyspace(settings.key_prefix).rate_limit_prefix)
+        limiter.request_filter(inline.claims)
+        # Registered after flask-limiter's header hook, so it runs before it.
+        app.after_request(inline.charge_unsettled)
+        app.extensions["recollect_inline_limits"] = inline
     app.extensions["recollect_limiter"] = limiter
     app.extensions["recollect_auth_guard"] = AuthFailureGuard(limiter)
     return limiter

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from app.domain import tokens
 from app.domain.errors import NotFound, QuotaExceeded, TooLarge
 from app.domain.keyspace import validate_session_id
+from app.domain.ratelimit import RateCharge
 from app.domain.store import AppendResult, MemoryView, NewMessage, SessionStore
 from app.domain.tenants import Principal
 from app.domain.usage import UsageLedger
@@ -59,7 +60,10 @@ class MemoryService:
         *,
         context: str | None = None,
         idempotency_key: str | None = None,
+        rate: RateCharge | None = None,
     ) -> AppendResult:
+        """Append, and charge ``rate`` in the same round trip; a result the rate limits
+        refused (``result.rate_limited``) wrote nothing, and the caller answers 429."""
         validate_session_id(session_id)
         policy = principal.policy
         if len(messages) > self._max_messages:
@@ -89,7 +93,10 @@ class MemoryService:
             ttl_seconds=policy.session_ttl_seconds,
             idempotency_key=idempotency_key,
             may_create=may_create,
+            rate=rate,
         )
+        if result.rate_limited:
+            return result
         if result.refused:
             raise QuotaExceeded(f"the tenant's quota of {policy.max_sessions} sessions is reached")
         if self._request_fold is not None and overflows(
@@ -101,10 +108,10 @@ class MemoryService:
             self._request_fold(principal.tenant_id, session_id)
         return result
 
-    def read(self, principal: Principal, session_id: str) -> Memory:
+    def read(self, principal: Principal, session_id: str, *, rate: RateCharge | None = None) -> Memory:
         validate_session_id(session_id)
         size = principal.policy.window_size
-        return Memory(self._store.read(principal.tenant_id, session_id, limit=size), size)
+        return Memory(self._store.read(principal.tenant_id, session_id, limit=size, rate=rate), size)
 
     def delete(self, principal: Principal, session_id: str) -> None:
         validate_session_id(session_id)

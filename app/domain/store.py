@@ -33,18 +33,29 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from app.domain.keyspace import Keyspace
+from app.domain.ratelimit import CHARGE_LIMITS_LUA, CHARGE_SCRIPT, RateCharge, RateWindow
 
 IDEMPOTENCY_SECONDS = 24 * 3600
 
-_APPEND = """
--- KEYS: window, meta, idem, index(optional: not touched here)
+_APPEND = CHARGE_LIMITS_LUA + """
+-- KEYS: window, meta, idem; on a single node also the tenant's session index and usage
+--       hash, then the rate charge's keys (two per limit).
 -- ARGV: now_ms, ttl_s, gen ('' = only an existing session may be appended to: the
 --       tenant is at its session quota), idem_digest|'', context|'', has_context(0/1),
---       tokens_sum, payload1..n
--- Returns {first, last, window length, created, replayed, window tokens, refused}.
+--       tokens_sum, session_id, utc_day, limits (how many rate limits to charge),
+--       3 numbers per limit, payload1..n
+-- Returns {first, last, window length, created, replayed, window tokens, refused,
+--          then the rate window: admitted, index, previous/current count and ttl}.
+-- A request the rate limits refuse changes nothing but their counters.
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local limits = tonumber(ARGV[10])
+local rate = {1, 0, 0, 0, 0, 0}
+if limits > 0 then
+  rate = charge_limits(6, 11, limits)
+  if rate[1] == 0 then return {0, 0, 0, 0, 0, 0, 0, unpack(rate)} end
+end
 if ARGV[3] == '' and redis.call('HEXISTS', KEYS[2], 'gen') == 0 then
-  return {0, 0, 0, 0, 0, 0, 1}
+  return {0, 0, 0, 0, 0, 0, 1, unpack(rate)}
 end
 if ARGV[4] ~= '' then
   local seen = redis.call('HGET', KEYS[3], ARGV[4])
@@ -52,18 +63,19 @@ if ARGV[4] ~= '' then
     local ts, first, last = string.match(seen, '^(%d+):(%d+):(%d+)$')
     if ts and now - tonumber(ts) < 86400000 then
       return {tonumber(first), tonumber(last), redis.call('LLEN', KEYS[1]), 0, 1,
-              tonumber(redis.call('HGET', KEYS[2], 'wt') or '0'), 0}
+              tonumber(redis.call('HGET', KEYS[2], 'wt') or '0'), 0, unpack(rate)}
     end
   end
 end
-local n = #ARGV - 7
+local p = 10 + 3 * limits
+local n = #ARGV - p
 local created = redis.call('HSETNX', KEYS[2], 'gen', ARGV[3])
 if created == 1 then redis.call('HSET', KEYS[2], 'crt', now) end
 local last = redis.call('HINCRBY', KEYS[2], 'next', n)
 local first = last - n + 1
 if n > 0 then
   local items = {}
-  for i = 1, n do items[i] = '{"id":' .. (first + i - 1) .. ',' .. ARGV[7 + i] end
+  for i = 1, n do items[i] = '{"id":' .. (first + i - 1) .. ',' .. ARGV[p + i] end
   redis.call('RPUSH', KEYS[1], unpack(items))
   redis.call('HINCRBY', KEYS[2], 'wt', tonumber(ARGV[7]))
 end
@@ -86,8 +98,19 @@ end
 for i = 1, 2 do
   if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
 end
+if #KEYS >= 5 then
+  if ARGV[3] == '' then
+    redis.call('ZADD', KEYS[4], 'XX', now, ARGV[8])
+  else
+    redis.call('ZADD', KEYS[4], now, ARGV[8])
+  end
+  if n > 0 then
+    redis.call('HINCRBY', KEYS[5], 'messages', n)
+    redis.call('HINCRBY', KEYS[5], 'messages:' .. ARGV[9], n)
+  end
+end
 return {first, last, redis.call('LLEN', KEYS[1]), created, 0,
-        tonumber(redis.call('HGET', KEYS[2], 'wt') or '0'), 0}
+        tonumber(redis.call('HGET', KEYS[2], 'wt') or '0'), 0, unpack(rate)}
 """
 
 _DELETE_MESSAGE = """
@@ -166,6 +189,11 @@ class AppendResult:
     replayed: bool
     window_tokens: int
     refused: bool = False  # a new session, but the tenant is at its session quota
+    rate: RateWindow | None = None  # when the append was charged to rate limits
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.rate is not None and not self.rate.admitted
 
     @property
     def ids(self) -> list[int]:
@@ -180,6 +208,7 @@ class MemoryView:
     context: str | None
     tokens: int
     window_length: int
+    rate: RateWindow | None = None  # when the read was charged to rate limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,13 +229,14 @@ class SessionStore:
     def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
         self._redis = redis
         self._keys = keyspace
-        # redis-py's cluster pipelines refuse EVALSHA: there the script runs on its own and
-        # the tenant-wide bookkeeping follows in a second pipeline (two round trips).
+        # On Redis Cluster the tenant-wide bookkeeping cannot join a session's script (other
+        # slots): it follows in a second round trip, and rate charges stay flask-limiter's.
         self._cluster = is_cluster(redis)
         self._append = redis.register_script(_APPEND)
         self._delete_message = redis.register_script(_DELETE_MESSAGE)
         self._commit_fold = redis.register_script(_COMMIT_FOLD)
         self._add_tokens = redis.register_script(_ADD_TOKENS)
+        self._charge = redis.register_script(CHARGE_SCRIPT)
 
     @property
     def keyspace(self) -> Keyspace:
@@ -229,11 +259,13 @@ class SessionStore:
         idempotency_key: str | None = None,
         may_create: bool = True,
         now_ms: int | None = None,
+        rate: RateCharge | None = None,
     ) -> AppendResult:
         """Append messages (ids assigned here, increasing) and optionally replace the
-        summary, in one script; index the session and count the messages in the same
-        round trip. With ``may_create=False`` a session that does not exist yet is refused
-        (nothing is written)."""
+        summary, in one script that on a single node also indexes the session, counts the
+        messages and charges ``rate``. With ``may_create=False`` a session that does not
+        exist yet is refused (nothing is written); a request ``rate`` refuses writes nothing
+        (``AppendResult.rate`` says which)."""
         now = now_ms if now_ms is not None else int(time.time() * 1000)
         created_at = utc_iso(now)
         payloads = []
@@ -250,6 +282,8 @@ class SessionStore:
             payloads.append(orjson.dumps(body)[1:])
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32] if idempotency_key else ""
         keys = self._keys.session(tenant_id, session_id)
+        if rate is not None and self._cluster:
+            raise ValueError("a rate charge cannot share a script with session keys on Redis Cluster")
         args: list[Any] = [
             now,
             ttl_seconds,
@@ -258,47 +292,43 @@ class SessionStore:
             context if context is not None else "",
             "1" if context is not None else "0",
             sum(m.token_count for m in messages),
+            session_id,
+            utc_day(now),
+            len(rate.hits) if rate is not None else 0,
+            *(rate.args if rate is not None else ()),
             *payloads,
         ]
         usage = self._keys.usage(tenant_id)
-        day = utc_day(now)
+        index = self._keys.sessions_index(tenant_id)
         script_keys = [keys.window, keys.meta, keys.idempotency]
-        pipe = self._redis.pipeline(transaction=False)
         if not self._cluster:
-            # EVALSHA queued by hand: a Script object on a pipeline makes redis-py send
-            # SCRIPT EXISTS first, a round trip of its own on every append.
-            pipe.evalsha(self._append.sha, len(script_keys), *script_keys, *args)
-        if may_create:
-            pipe.zadd(self._keys.sessions_index(tenant_id), {session_id: now})
+            # One round trip: on a single node the script also indexes the session, counts
+            # the messages and charges the rate limits. (redis-py's Script sends EVALSHA, and
+            # loads the script only after a NOSCRIPT.)
+            script_keys += [index, usage, *(rate.keys if rate is not None else ())]
+            reply = self._append(keys=script_keys, args=args)
         else:
-            pipe.zadd(self._keys.sessions_index(tenant_id), {session_id: now}, xx=True)
-        if messages:
-            pipe.hincrby(usage, "messages", len(messages))
-            pipe.hincrby(usage, f"messages:{day}", len(messages))
-        if self._cluster:
-            script_result = self._append(keys=script_keys, args=args)
-            pipe.execute()
-        else:
-            results = pipe.execute(raise_on_error=False)
-            for error in results[1:]:
-                if isinstance(error, Exception):
-                    raise error
-            script_result = results[0]
-            if isinstance(script_result, NoScriptError):
-                # Redis restarted or flushed its scripts: the pipeline's other commands ran,
-                # the append did not. Run it alone; redis-py loads the script on the way.
-                script_result = self._append(keys=script_keys, args=args)
-            elif isinstance(script_result, Exception):
-                raise script_result
-        first, last, length, created, replayed, tokens, refused = script_result
-        if (replayed or refused) and messages:
-            # Rare paths: nothing was appended, so take the optimistic count back.
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.hincrby(usage, "messages", -len(messages))
-            pipe.hincrby(usage, f"messages:{day}", -len(messages))
-            pipe.execute()
+            # Cluster: the tenant-wide keys live in other slots, so they follow in a pipeline,
+            # and only when something was appended.
+            reply = self._append(keys=script_keys, args=args)
+            replayed, refused = reply[4], reply[6]
+            if not (replayed or refused):
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.zadd(index, {session_id: now}, xx=not may_create)
+                if messages:
+                    pipe.hincrby(usage, "messages", len(messages))
+                    pipe.hincrby(usage, f"messages:{utc_day(now)}", len(messages))
+                pipe.execute()
+        first, last, length, created, replayed, tokens, refused = reply[:7]
         return AppendResult(
-            int(first), int(last), int(length), bool(created), bool(replayed), int(tokens), bool(refused)
+            int(first),
+            int(last),
+            int(length),
+            bool(created),
+            bool(replayed),
+            int(tokens),
+            bool(refused),
+            RateWindow.from_reply(reply[7:]) if rate is not None else None,
         )
 
     def delete_session(self, tenant_id: str, session_id: str) -> None:
@@ -317,19 +347,43 @@ class SessionStore:
 
     # --- reads -------------------------------------------------------------------------
 
-    def read(self, tenant_id: str, session_id: str, *, limit: int) -> MemoryView:
+    def read(
+        self, tenant_id: str, session_id: str, *, limit: int, rate: RateCharge | None = None
+    ) -> MemoryView:
+        """The newest ``limit`` messages and the summary in one pipeline, which also charges
+        ``rate`` when given (a refused read's data is simply not used)."""
         keys = self._keys.session(tenant_id, session_id)
         pipe = self._redis.pipeline(transaction=False)
+        if rate is not None:
+            if self._cluster:
+                raise ValueError("a rate charge cannot share a pipeline with session keys on Redis Cluster")
+            rate_keys = rate.keys
+            # By hand, as in append: a Script on a pipeline costs a SCRIPT EXISTS round trip.
+            pipe.evalsha(self._charge.sha, len(rate_keys), *rate_keys, *rate.args)
         pipe.lrange(keys.window, -limit, -1)
         pipe.hmget(keys.meta, "sum", "tok")
         pipe.llen(keys.window)
-        window, (summary, tokens), length = pipe.execute()
+        results = pipe.execute(raise_on_error=False)
+        window_rate = None
+        if rate is not None:
+            reply = results.pop(0)
+            if isinstance(reply, NoScriptError):
+                # Redis restarted or flushed its scripts: charge alone (redis-py loads it).
+                reply = self._charge(keys=rate.keys, args=rate.args)
+            elif isinstance(reply, Exception):
+                raise reply
+            window_rate = RateWindow.from_reply(reply)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        window, (summary, tokens), length = results
         window.reverse()
         return MemoryView(
             messages_json=window,
             context=summary.decode() if summary else None,
             tokens=int(tokens or 0),
             window_length=int(length),
+            rate=window_rate,
         )
 
     def get_message(self, tenant_id: str, session_id: str, message_id: int) -> bytes | None:

@@ -6,6 +6,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.routing import PathConverter
 
+from app import limits
 from app.domain.errors import InvalidRequest
 from app.extensions import Resources
 from app.http import json_response, parse_json_body, raw_json_response
@@ -61,7 +62,9 @@ def append_memory(session_id: str) -> Response:
         body.messages,
         context=body.context,
         idempotency_key=idempotency_key,
+        rate=limits.inline_charge(),
     )
+    limits.settle_inline(result.rate)
     response = json_response({"status": "Ok", "message_ids": result.ids})
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -73,7 +76,8 @@ def append_memory(session_id: str) -> Response:
     "Read the window (newest first) and the running summary", tag="memory", ok=(200, MemoryOut), errors=(400,)
 )
 def read_memory(session_id: str) -> Response:
-    memory = _resources().memory.read(g.principal, session_id)
+    memory = _resources().memory.read(g.principal, session_id, rate=limits.inline_charge())
+    limits.settle_inline(memory.view.rate)
     view = memory.view
     # The stored messages already are their API representation: splice the bytes.
     body = b"".join(
