@@ -11,6 +11,10 @@ from that answer. Nothing else changes: the keys, the script's decision and the 
 arithmetic are limits' own; the headers describe the window as of this request's hit, which
 is what they mean (a second read could only add other requests' hits in between).
 
+The memory append and read routes go further: their charge runs inside the store's own
+round trip (``app/domain/ratelimit.py``), and ``remember`` hands this storage the window it
+saw, so flask-limiter's header hook is answered the same way.
+
 It is registered under the ``recollect+redis`` / ``recollect+rediss`` schemes through limits'
 storage registry (a ``Storage`` subclass with ``STORAGE_SCHEME``), its documented extension
 point. Redis Cluster keeps limits' own cluster storage.

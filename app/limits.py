@@ -3,6 +3,10 @@
 * The limiter's key is the tenant id and its limit string the tenant's policy
   (``rate_limit``), so one tenant exhausting its limit never touches another's. Its hook
   runs after authentication: ``auth.init_app`` registers its ``before_request`` first.
+* On the memory append and read routes (the hot path) the same limits are charged inside
+  the store's own round trip instead of the hook's (``InlineRateLimits``): same counters,
+  same decision, flask-limiter's headers and 429 — one Redis round trip per request instead
+  of two, and most of the hook's per-request Python skipped (docs/benchmarks.md).
 * Strategy ``sliding-window-counter``: two counters per key, no 2x bursts at window edges
   (fixed window) and no per-request timestamps (moving window).
 * Counters live in Redis under their own prefix, so limits hold across every gunicorn
@@ -28,11 +32,11 @@ from dataclasses import dataclass
 
 import redis.exceptions
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
-from flask_limiter._limits import RuntimeLimit
+from flask_limiter import Limiter, RequestLimit
 from limits import RateLimitItem, parse, parse_many
 
 from app import metrics
+from app.domain.errors import RateLimited
 from app.domain.keyspace import Keyspace
 from app.domain.ratelimit import RateCharge, RateWindow
 from app.errors import error_response
@@ -161,9 +165,10 @@ class InlineRateLimits:
 
     * flask-limiter's request filter (``claims``) hands such a request over: the hook then
       skips it, and the charge waits in ``g`` for the view to pass to the store.
-    * ``settle`` turns the window the store reports into flask-limiter's request state (its
-      ``after_request`` hook writes the ``X-RateLimit-*`` headers from it, the window read
-      being answered by ``OneTripRedisStorage.remember``) or into its 429.
+    * ``settle`` turns the window the store reports into flask-limiter's request state: its
+      ``after_request`` hook writes the ``X-RateLimit-*`` headers and ``Retry-After`` from it
+      (the window read answered by ``OneTripRedisStorage.remember``), on a 200 and on the
+      429 that ``settle`` raises.
     * A request that fails before reaching the store (a bad body, a bad id) is still charged,
       in ``after_request``, on its own round trip: every request counts once, as before.
     """
@@ -196,7 +201,7 @@ class InlineRateLimits:
         return pending.charge if pending is not None else None
 
     def settle(self, window: RateWindow | None) -> None:
-        """Record what the store's charge found; raise flask-limiter's 429 if refused."""
+        """Record what the store's charge found; raise a 429 if refused."""
         pending = g.pop("rate_charge", None)
         if pending is None or window is None:
             return
@@ -210,9 +215,8 @@ class InlineRateLimits:
         if breached:
             log.info("ratelimit %s exceeded for %s", item, pending.identifiers[1])
             _on_breach(request_limit)
-            raise RateLimitExceeded(
-                RuntimeLimit(item, _tenant_key, APPLICATION_SCOPE, shared=True)
-            )
+            # Retry-After: flask-limiter's header hook raises it to the window's reset.
+            raise RateLimited("rate limit exceeded", retry_after=1)
 
     def charge_unsettled(self, response: Response) -> Response:
         """``after_request``: charge a claimed request whose view never reached the store."""
@@ -228,8 +232,9 @@ class InlineRateLimits:
             return response
         try:
             self.settle(window)
-        except RateLimitExceeded:
-            return error_response(429, "rate_limited", "rate limit exceeded")
+        except RateLimited as refused:
+            response = error_response(429, refused.code, refused.message)
+            response.headers["Retry-After"] = str(refused.retry_after)
         return response
 
 

@@ -13,8 +13,11 @@ A session is four keys in one hash tag (see ``keyspace``):
 * idempotency ``:i`` — a hash of Idempotency-Key digest → ``"<ms>:<first id>:<last id>"``.
 * lock ``:l`` — the summarization lock (see ``jobs``).
 
-Writes that must be atomic are Lua scripts touching only these keys, so they stay valid on
-Redis Cluster. Tenant-wide bookkeeping (the session index) rides in the same pipeline.
+Writes that must be atomic are Lua scripts; on Redis Cluster they touch only these keys.
+On a single node the append script also does the tenant-wide bookkeeping (session index,
+usage count) and charges the rate limits it is given, so a POST is one round trip; a GET
+is one pipeline with its rate charge in front. On Cluster the bookkeeping follows in a
+second round trip and flask-limiter charges the limits itself.
 """
 
 from __future__ import annotations
