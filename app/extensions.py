@@ -18,6 +18,7 @@ from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
+from app.domain.foldclaim import FoldClaim
 from app.domain.keyspace import Keyspace
 from app.domain.memory import MemoryService
 from app.domain.store import SessionStore
@@ -135,7 +136,7 @@ class Resources:
                 self._store,
                 self._usage,
                 max_messages_per_post=self.settings.max_messages_per_post,
-                request_fold=self._request_fold,
+                folds=_LazyFolds(self),
             )
             self._pid = os.getpid()
 
@@ -169,9 +170,6 @@ class Resources:
         assert self._usage is not None
         return self._usage
 
-    def _request_fold(self, tenant_id: str, session_id: str) -> None:
-        self.runner.request_fold(tenant_id, session_id)
-
     @property
     def runner(self) -> FoldRunner:
         self._ensure()
@@ -198,3 +196,19 @@ class Resources:
             pool = getattr(self._redis, "connection_pool", None)  # a cluster client has none
             if pool is not None:
                 pool.disconnect()
+
+
+class _LazyFolds:
+    """The fold runner as the memory service sees it, built on first use (after any fork)."""
+
+    def __init__(self, resources: Resources) -> None:
+        self._resources = resources
+
+    def request_fold(self, tenant_id: str, session_id: str) -> None:
+        self._resources.runner.request_fold(tenant_id, session_id)
+
+    def prepare_claim(self, tenant_id: str, session_id: str) -> FoldClaim | None:
+        return self._resources.runner.prepare_claim(tenant_id, session_id)
+
+    def settle_claim(self, claim: FoldClaim, claimed: bool) -> None:
+        self._resources.runner.settle_claim(claim, claimed)

@@ -1,8 +1,10 @@
 """The fold runner: summarization off the request path, exactly once, across processes.
 
-* A POST whose window overflows calls ``request_fold``: the session is marked due in the
-  ``due`` sorted set (scored by when it may run) and, if this process's bounded pool has
-  room, claimed and submitted. The POST never waits.
+* A POST whose window overflows marks the session due in the ``due`` sorted set (scored by
+  when it may run) and, if this process's bounded pool has room, claims it and submits it
+  here. On a single Redis node the append script does the marking and claiming itself
+  (``prepare_claim`` before it, ``settle_claim`` after: no extra round trip); on Cluster,
+  ``request_fold`` runs the same Lua on its own. The POST never waits for a fold.
 * A sweeper thread per process claims sessions whose due time has come — folds that could
   not be submitted, failed folds after their backoff, and folds orphaned by a killed worker
   once their claim lease lapses — so nothing depends on another message arriving.
@@ -28,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 
+from app.domain.foldclaim import CLAIM_FOLD_LUA, FoldClaim
 from app.domain.store import SessionStore
 from app.domain.summarizer import (
     ChunkedSummarizer,
@@ -46,17 +49,7 @@ log = logging.getLogger("recollect.jobs")
 # Claim a due member if its time has come: move its score to now + lease so no other
 # sweeper takes it while this process works; the lease lapsing (a killed worker) makes
 # it due again by itself.
-_CLAIM_ONE = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not score then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-  score = ARGV[2]
-end
-if tonumber(score) <= tonumber(ARGV[2]) then
-  if ARGV[4] == '1' then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1]) return 1 end
-end
-return 0
-"""
+_CLAIM_ONE = CLAIM_FOLD_LUA + "return claim_fold(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n"
 
 _CLAIM_DUE = """
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -203,25 +196,37 @@ class FoldRunner:
 
     def request_fold(self, tenant_id: str, session_id: str) -> None:
         """Mark a session due and, when this process has a free slot, start folding it."""
+        claim = self.prepare_claim(tenant_id, session_id)
+        if claim is None:
+            return
+        claimed = False
+        try:
+            claimed = self._claim_one(keys=[self._keys.due], args=claim.args) == 1
+        finally:
+            self.settle_claim(claim, claimed)
+
+    def prepare_claim(self, tenant_id: str, session_id: str) -> FoldClaim | None:
+        """A claim to run (here or inside the append script); None when this process
+        already has the session's fold queued or running. It claims only while this
+        process has fold slots to spare; none is held meanwhile, so appends that do not
+        overflow never keep a fold from its slot."""
         self.start()
         member = self._keys.due_member(tenant_id, session_id)
         if member in self._in_flight:
-            return
+            return None
         now = self._clock()
-        has_slot = self._slots.acquire(blocking=False)
-        try:
-            claimed = self._claim_one(
-                keys=[self._keys.due],
-                args=[member, now, now + self.config.lease_seconds, "1" if has_slot else "0"],
-            )
-        except BaseException:
-            if has_slot:
-                self._slots.release()
-            raise
-        if claimed == 1:
-            self._submit(member)
-        elif has_slot:
-            self._slots.release()
+        room = len(self._in_flight) < self.config.workers
+        return FoldClaim(member, now, now + self.config.lease_seconds, room)
+
+    def settle_claim(self, claim: FoldClaim, claimed: bool) -> None:
+        """Start a claimed fold; if the slots filled up meanwhile, hand the claim back to
+        the due set at once, for the next sweep here or in another process."""
+        if not claimed:
+            return
+        if self._slots.acquire(blocking=False):
+            self._submit(claim.member)
+        else:
+            self._redis.zadd(self._keys.due, {claim.member: self._clock()})
 
     def _submit(self, member: str) -> None:
         """Run a claimed member; the caller holds one slot, released when the job ends."""

@@ -4,12 +4,13 @@ and the fold runner. Knows nothing of HTTP: it takes plain values and raises dom
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.domain import tokens
 from app.domain.errors import NotFound, QuotaExceeded, TooLarge
+from app.domain.foldclaim import FoldClaim
 from app.domain.keyspace import validate_session_id
 from app.domain.ratelimit import RateCharge
 from app.domain.store import AppendResult, MemoryView, NewMessage, SessionStore
@@ -35,7 +36,14 @@ class Memory:
         return max(0, self.view.window_length - len(self.view.messages_json))
 
 
-FoldRequester = Callable[[str, str], None]
+class FoldScheduler(Protocol):
+    """The fold runner, as the memory service uses it (``jobs.FoldRunner``)."""
+
+    def request_fold(self, tenant_id: str, session_id: str) -> None: ...
+
+    def prepare_claim(self, tenant_id: str, session_id: str) -> FoldClaim | None: ...
+
+    def settle_claim(self, claim: FoldClaim, claimed: bool) -> None: ...
 
 
 class MemoryService:
@@ -45,12 +53,12 @@ class MemoryService:
         usage: UsageLedger,
         *,
         max_messages_per_post: int,
-        request_fold: FoldRequester | None = None,
+        folds: FoldScheduler | None = None,
     ) -> None:
         self._store = store
         self._usage = usage
         self._max_messages = max_messages_per_post
-        self._request_fold = request_fold
+        self._folds = folds
 
     def append(
         self,
@@ -85,27 +93,46 @@ class MemoryService:
             or self._store.count_sessions(principal.tenant_id, ttl_seconds=policy.session_ttl_seconds)
             < policy.max_sessions
         )
-        result = self._store.append(
-            principal.tenant_id,
-            session_id,
-            new,
-            context=context,
-            ttl_seconds=policy.session_ttl_seconds,
-            idempotency_key=idempotency_key,
-            may_create=may_create,
-            rate=rate,
-        )
+        # On a single node the append script also claims the fold when the window overflows.
+        claim = None
+        if self._folds is not None and self._store.claims_folds_in_append:
+            claim = self._folds.prepare_claim(principal.tenant_id, session_id)
+        claimed = False
+        try:
+            result = self._store.append(
+                principal.tenant_id,
+                session_id,
+                new,
+                context=context,
+                ttl_seconds=policy.session_ttl_seconds,
+                idempotency_key=idempotency_key,
+                may_create=may_create,
+                rate=rate,
+                fold_claim=claim,
+                window_size=policy.window_size,
+                window_tokens=policy.window_tokens,
+            )
+            claimed = bool(result.fold_claimed)
+        finally:
+            if claim is not None:
+                assert self._folds is not None
+                self._folds.settle_claim(claim, claimed)
         if result.rate_limited:
             return result
         if result.refused:
             raise QuotaExceeded(f"the tenant's quota of {policy.max_sessions} sessions is reached")
-        if self._request_fold is not None and overflows(
-            result.window_length,
-            result.window_tokens,
-            window_size=policy.window_size,
-            window_tokens=policy.window_tokens,
+        if (
+            result.fold_claimed is None
+            and self._folds is not None
+            and overflows(
+                result.window_length,
+                result.window_tokens,
+                window_size=policy.window_size,
+                window_tokens=policy.window_tokens,
+            )
         ):
-            self._request_fold(principal.tenant_id, session_id)
+            # Redis Cluster, or this process already folds the session (a cheap no-op then).
+            self._folds.request_fold(principal.tenant_id, session_id)
         return result
 
     def read(self, principal: Principal, session_id: str, *, rate: RateCharge | None = None) -> Memory:

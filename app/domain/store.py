@@ -35,30 +35,33 @@ from redis import Redis
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
+from app.domain.foldclaim import CLAIM_FOLD_LUA, FoldClaim
 from app.domain.keyspace import Keyspace
 from app.domain.ratelimit import CHARGE_LIMITS_LUA, CHARGE_SCRIPT, RateCharge, RateWindow
 
 IDEMPOTENCY_SECONDS = 24 * 3600
 
-_APPEND = CHARGE_LIMITS_LUA + """
--- KEYS: window, meta, idem; on a single node also the tenant's session index and usage
---       hash, then the rate charge's keys (two per limit).
+_APPEND = CHARGE_LIMITS_LUA + CLAIM_FOLD_LUA + """
+-- KEYS: window, meta, idem; on a single node also the tenant's session index, its usage
+--       hash, the due set, then the rate charge's keys (two per limit).
 -- ARGV: now_ms, ttl_s, gen ('' = only an existing session may be appended to: the
 --       tenant is at its session quota), idem_digest|'', context|'', has_context(0/1),
---       tokens_sum, session_id, utc_day, limits (how many rate limits to charge),
---       3 numbers per limit, payload1..n
--- Returns {first, last, window length, created, replayed, window tokens, refused,
+--       tokens_sum, session_id, utc_day,
+--       fold claim: due member|'' (no claim here), now, lease_until, has_slot(0/1),
+--       window_size, window_tokens|'' (when the window overflows these, claim),
+--       limits (how many rate limits to charge), 3 numbers per limit, payload1..n
+-- Returns {first, last, window length, created, replayed, window tokens, refused, claimed,
 --          then the rate window: admitted, index, previous/current count and ttl}.
 -- A request the rate limits refuse changes nothing but their counters.
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local limits = tonumber(ARGV[10])
+local limits = tonumber(ARGV[16])
 local rate = {1, 0, 0, 0, 0, 0}
 if limits > 0 then
-  rate = charge_limits(6, 11, limits)
-  if rate[1] == 0 then return {0, 0, 0, 0, 0, 0, 0, unpack(rate)} end
+  rate = charge_limits(7, 17, limits)
+  if rate[1] == 0 then return {0, 0, 0, 0, 0, 0, 0, 0, unpack(rate)} end
 end
 if ARGV[3] == '' and redis.call('HEXISTS', KEYS[2], 'gen') == 0 then
-  return {0, 0, 0, 0, 0, 0, 1, unpack(rate)}
+  return {0, 0, 0, 0, 0, 0, 1, 0, unpack(rate)}
 end
 if ARGV[4] ~= '' then
   local seen = redis.call('HGET', KEYS[3], ARGV[4])
@@ -66,11 +69,11 @@ if ARGV[4] ~= '' then
     local ts, first, last = string.match(seen, '^(%d+):(%d+):(%d+)$')
     if ts and now - tonumber(ts) < 86400000 then
       return {tonumber(first), tonumber(last), redis.call('LLEN', KEYS[1]), 0, 1,
-              tonumber(redis.call('HGET', KEYS[2], 'wt') or '0'), 0, unpack(rate)}
+              tonumber(redis.call('HGET', KEYS[2], 'wt') or '0'), 0, 0, unpack(rate)}
     end
   end
 end
-local p = 10 + 3 * limits
+local p = 16 + 3 * limits
 local n = #ARGV - p
 local created = redis.call('HSETNX', KEYS[2], 'gen', ARGV[3])
 if created == 1 then redis.call('HSET', KEYS[2], 'crt', now) end
@@ -101,7 +104,10 @@ end
 for i = 1, 2 do
   if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
 end
-if #KEYS >= 5 then
+local length = redis.call('LLEN', KEYS[1])
+local window_tokens = tonumber(redis.call('HGET', KEYS[2], 'wt') or '0')
+local claimed = 0
+if #KEYS >= 6 then
   if ARGV[3] == '' then
     redis.call('ZADD', KEYS[4], 'XX', now, ARGV[8])
   else
@@ -111,9 +117,12 @@ if #KEYS >= 5 then
     redis.call('HINCRBY', KEYS[5], 'messages', n)
     redis.call('HINCRBY', KEYS[5], 'messages:' .. ARGV[9], n)
   end
+  if ARGV[10] ~= '' and (length > tonumber(ARGV[14])
+      or (ARGV[15] ~= '' and window_tokens > tonumber(ARGV[15]))) then
+    claimed = claim_fold(KEYS[6], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
+  end
 end
-return {first, last, redis.call('LLEN', KEYS[1]), created, 0,
-        tonumber(redis.call('HGET', KEYS[2], 'wt') or '0'), 0, unpack(rate)}
+return {first, last, length, created, 0, window_tokens, 0, claimed, unpack(rate)}
 """
 
 _DELETE_MESSAGE = """
@@ -193,6 +202,7 @@ class AppendResult:
     window_tokens: int
     refused: bool = False  # a new session, but the tenant is at its session quota
     rate: RateWindow | None = None  # when the append was charged to rate limits
+    fold_claimed: bool | None = None  # None: no fold claim was attempted in the script
 
     @property
     def rate_limited(self) -> bool:
@@ -246,6 +256,11 @@ class SessionStore:
         return self._keys
 
     @property
+    def claims_folds_in_append(self) -> bool:
+        """Whether ``append`` can claim a fold in its own script (single node only)."""
+        return not self._cluster
+
+    @property
     def redis(self) -> Redis:
         return self._redis
 
@@ -263,12 +278,17 @@ class SessionStore:
         may_create: bool = True,
         now_ms: int | None = None,
         rate: RateCharge | None = None,
+        fold_claim: FoldClaim | None = None,
+        window_size: int = 0,
+        window_tokens: int | None = None,
     ) -> AppendResult:
         """Append messages (ids assigned here, increasing) and optionally replace the
         summary, in one script that on a single node also indexes the session, counts the
         messages and charges ``rate``. With ``may_create=False`` a session that does not
         exist yet is refused (nothing is written); a request ``rate`` refuses writes nothing
-        (``AppendResult.rate`` says which)."""
+        (``AppendResult.rate`` says which). With ``fold_claim`` (single node only) a window
+        now over ``window_size``/``window_tokens`` is claimed for folding in the same script
+        (``AppendResult.fold_claimed``; None when no claim was attempted)."""
         now = now_ms if now_ms is not None else int(time.time() * 1000)
         created_at = utc_iso(now)
         payloads = []
@@ -297,6 +317,9 @@ class SessionStore:
             sum(m.token_count for m in messages),
             session_id,
             utc_day(now),
+            *(fold_claim.args if fold_claim is not None and not self._cluster else ("", 0, 0, "0")),
+            window_size,
+            window_tokens if window_tokens is not None else "",
             len(rate.hits) if rate is not None else 0,
             *(rate.args if rate is not None else ()),
             *payloads,
@@ -308,7 +331,7 @@ class SessionStore:
             # One round trip: on a single node the script also indexes the session, counts
             # the messages and charges the rate limits. (redis-py's Script sends EVALSHA, and
             # loads the script only after a NOSCRIPT.)
-            script_keys += [index, usage, *(rate.keys if rate is not None else ())]
+            script_keys += [index, usage, self._keys.due, *(rate.keys if rate is not None else ())]
             reply = self._append(keys=script_keys, args=args)
         else:
             # Cluster: the tenant-wide keys live in other slots, so they follow in a pipeline,
@@ -322,7 +345,7 @@ class SessionStore:
                     pipe.hincrby(usage, "messages", len(messages))
                     pipe.hincrby(usage, f"messages:{utc_day(now)}", len(messages))
                 pipe.execute()
-        first, last, length, created, replayed, tokens, refused = reply[:7]
+        first, last, length, created, replayed, tokens, refused, claimed = reply[:8]
         return AppendResult(
             int(first),
             int(last),
@@ -331,7 +354,8 @@ class SessionStore:
             bool(replayed),
             int(tokens),
             bool(refused),
-            RateWindow.from_reply(reply[7:]) if rate is not None else None,
+            RateWindow.from_reply(reply[8:]) if rate is not None else None,
+            bool(claimed) if fold_claim is not None and not self._cluster else None,
         )
 
     def delete_session(self, tenant_id: str, session_id: str) -> None:

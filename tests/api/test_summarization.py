@@ -11,6 +11,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+import pytest
+import redis
+
 from tests.conftest import TenantHandle
 
 MARKER = re.compile(r"\[\[[A-Za-z0-9:_\-.]+\]\]")
@@ -387,10 +390,52 @@ def test_token_window_policy_folds_by_tokens(llm_app, make_tenant):
     assert markers_everywhere(body) == Counter(f"[[k{i}]]" for i in range(4))
 
 
-def test_appends_during_a_local_fold_skip_the_claim_and_are_folded_after_it(llm_app, make_tenant, fake_llm):
-    """While this process folds a session, further overflowing POSTs to it cost no claim
-    round trip; when the fold ends it checks the window again, so their messages are
-    folded too — exactly once."""
+class RoundTrips:
+    """Counts the requests this (the test's) thread sends to Redis; the folds' threads are
+    not counted."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.sent = 0
+        original = redis.connection.AbstractConnection.send_packed_command
+
+        def counting(connection, command, check_health=True):
+            if threading.current_thread() is threading.main_thread():
+                self.sent += 1
+            return original(connection, command, check_health)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+
+
+def test_an_overflowing_append_claims_its_fold_in_its_own_round_trip(
+    llm_app, make_tenant, fake_llm, redis_client, monkeypatch
+):
+    if isinstance(redis_client, redis.RedisCluster):
+        pytest.skip("on Redis Cluster the due set lives in another slot: the claim is its own round trip")
+    client = llm_app().test_client()
+    tenant = make_tenant()
+    for i in range(4):
+        post(client, tenant, "s1", f"[[k{i}]]")  # the window (4) is full, not over
+    fake_llm.hold()
+    try:
+        trips = RoundTrips(monkeypatch)
+        post(client, tenant, "s1", "[[k4]]")
+        assert trips.sent == 1
+        # Claimed, not merely marked due: the score is the lease's end, and the fold runs.
+        lease_end = redis_client.zscore("rc:due", "acme:s1")
+        assert lease_end is not None and lease_end > time.time() + 5
+        assert fake_llm.wait_for_calls(1, timeout=5)
+    finally:
+        fake_llm.release()
+    assert wait_until(lambda: settled(client, tenant, "s1"))
+    assert markers_everywhere(memory(client, tenant, "s1")) == Counter(f"[[k{i}]]" for i in range(5))
+
+
+def test_appends_during_a_local_fold_skip_the_claim_and_are_folded_after_it(
+    llm_app, make_tenant, fake_llm, redis_client, monkeypatch
+):
+    """While this process folds a session, further overflowing POSTs to it claim nothing
+    (on a single node each stays one round trip; on Cluster no claim script runs); when the
+    fold ends it checks the window again, so their messages are folded too — exactly once."""
     app = llm_app()
     client = app.test_client()
     tenant = make_tenant()
@@ -409,9 +454,12 @@ def test_appends_during_a_local_fold_skip_the_claim_and_are_folded_after_it(llm_
             post(client, tenant, "s1", f"[[k{i}]]")  # the fifth overflows: the fold starts
         assert fake_llm.wait_for_calls(1, timeout=5)
         before = claims["claim"]
+        trips = RoundTrips(monkeypatch)
         for i in range(5, 12):
             post(client, tenant, "s1", f"[[k{i}]]")
         assert claims["claim"] == before  # in flight here: no claim per POST
+        if not isinstance(redis_client, redis.RedisCluster):
+            assert trips.sent == 7
     finally:
         fake_llm.release()
     assert wait_until(lambda: settled(client, tenant, "s1"))
