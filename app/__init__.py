@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
@@ -92,7 +92,8 @@ def _configure_logging(settings: Settings) -> None:
 def _assign_request_id() -> None:
     g.started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID")
-    g.request_id = incoming if incoming and _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    # 32 random hex digits, as uuid4().hex but without building a UUID object.
+    g.request_id = incoming if incoming and _REQUEST_ID_RE.match(incoming) else os.urandom(16).hex()
     # A fresh context per request: gunicorn's threads serve many requests each.
     log_context.set({"request_id": g.request_id})
 

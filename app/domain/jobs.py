@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from app.domain.foldclaim import CLAIM_FOLD_LUA, FoldClaim
 from app.domain.store import SessionStore
@@ -226,14 +227,23 @@ class FoldRunner:
         if self._slots.acquire(blocking=False):
             self._submit(claim.member)
         else:
-            self._redis.zadd(self._keys.due, {claim.member: self._clock()})
+            self._hand_back(claim.member)
+
+    def _hand_back(self, member: str) -> None:
+        """Make a claimed session due again now, for the next sweep here or elsewhere."""
+        try:
+            self._redis.zadd(self._keys.due, {member: self._clock()})
+        except RedisError as exc:
+            # The append that claimed it already succeeded: never fail it for this. The
+            # lease lapses and a sweeper claims the session then.
+            log.warning("could not hand a fold claim back: %s", type(exc).__name__)
 
     def _submit(self, member: str) -> None:
         """Run a claimed member; the caller holds one slot, released when the job ends."""
         executor = self._executor
         if executor is None or self._stopping.is_set():
             self._slots.release()
-            self._redis.zadd(self._keys.due, {member: self._clock()})
+            self._hand_back(member)
             return
         with self._lock:
             self._queued.add(member)
@@ -248,7 +258,7 @@ class FoldRunner:
                 self._queued.discard(member)
                 self._in_flight.discard(member)
             self._slots.release()
-            self._redis.zadd(self._keys.due, {member: self._clock()})
+            self._hand_back(member)
 
     def _sweep_forever(self) -> None:
         while not self._stopping.wait(self.config.sweep_interval):

@@ -27,7 +27,6 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -174,14 +173,32 @@ return 0
 """
 
 
+# The last day and second formatted, reused: every append formats both, and strftime is a
+# measurable part of an append's CPU. (A tuple is replaced whole, so threads never see half.)
+_last_day: tuple[int, str] = (-1, "")
+_last_second: tuple[int, str] = (-1, "")
+
+
 def utc_day(ms: int | None = None) -> str:
     """The UTC day (``YYYY-MM-DD``) that usage counters and daily budgets are kept by."""
-    seconds = (ms / 1000) if ms is not None else time.time()
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d")
+    global _last_day
+    if ms is None:
+        ms = int(time.time() * 1000)
+    day = ms // 86_400_000
+    cached = _last_day
+    if cached[0] != day:
+        cached = _last_day = (day, time.strftime("%Y-%m-%d", time.gmtime(day * 86_400)))
+    return cached[1]
 
 
 def utc_iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-11-24T16:19:56.123Z``: the API's timestamp form."""
+    global _last_second
+    second, millis = divmod(ms, 1000)
+    cached = _last_second
+    if cached[0] != second:
+        cached = _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{millis:03d}Z"
 
 
 @dataclass(frozen=True, slots=True)
