@@ -266,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="only the GET and POST ratios")
+    parser.add_argument(
+        "--extra-only",
+        action="store_true",
+        help="only the fold-on-every-request p99, Redis bytes per message and 100,000 sessions",
+    )
     args = parser.parse_args(argv)
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:
@@ -283,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     fake = FakeLLM().start()
     procs: list[Proc] = []
     try:
+        if args.extra_only:
+            extra_figures(redis_url, fake, args)
+            return 0
         # The throughput comparison is of the append + read path the floor also has: a window
         # larger than the run (1,000) keeps summarization out of it; its cost is measured on
         # its own below (POST with a fold on every request, and summary_cost.py).
