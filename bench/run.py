@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
+from app.domain.store import api_message  # noqa: E402
 from devtools.processes import RedisServer, free_port, wait_for_port  # noqa: E402
 
 SHARED_BENCH = ROOT.parent / "shared" / "bench"
@@ -225,7 +226,7 @@ def extra_figures(redis_url: str, fake, args: argparse.Namespace) -> None:  # no
         window = f"rc:{{bench:s{s}}}:w"
         used += client.memory_usage(window, samples=0) or 0
         for item in client.lrange(window, 0, -1):
-            message = json.loads(item)
+            message = json.loads(api_message(item))
             raw += len(message["role"].encode()) + len(message["content"].encode())
     print(
         f"Redis bytes per stored message / raw message bytes: {used / raw:.2f} (target <= 2.0; "

@@ -3,9 +3,11 @@
 A session is four keys in one hash tag (see ``keyspace``):
 
 * window ``:w`` — a list, oldest first, of the messages not yet folded into the summary.
-  Each element is the message's API representation as compact JSON starting with
-  ``{"id":<n>,`` — reads pass the bytes through untouched, and scripts can read the id
-  with one pattern match.
+  Each element is the message's API representation as compact JSON with short keys,
+  ``{"id":<n>,"r":…,"c":…,"t":…,"n":…[,"metadata":…]}`` (28 bytes a message less in Redis
+  than the API's key names); reads restore the API's names by replacing bytes, without
+  parsing (``api_message``), and scripts read the id with one pattern match. Elements
+  written before the short keys (``"role"`` after the id) are passed through as they are.
 * meta ``:m`` — a hash: ``next`` (last id given), ``gen`` (a nonce set when the session is
   created, so a fold that started before a DELETE can never write into the session that a
   later POST recreates), ``sum`` (summary), ``tok`` (LLM tokens spent), ``wm`` (watermark:
@@ -131,7 +133,12 @@ local items = redis.call('LRANGE', KEYS[1], 0, -1)
 for i = 1, #items do
   if string.match(items[i], '^{"id":(%d+),') == wanted then
     redis.call('LREM', KEYS[1], 1, items[i])
-    local tk = tonumber(string.match(items[i], '"token_count":(%d+)[,}]')) or 0
+    local tk
+    if string.match(items[i], '^{"id":%d+,"r":"') then
+      tk = tonumber(string.match(items[i], ',"n":(%d+)[,}]')) or 0
+    else  -- written before the short keys
+      tk = tonumber(string.match(items[i], '"token_count":(%d+)[,}]')) or 0
+    end
     redis.call('HINCRBY', KEYS[2], 'wt', -tk)
     return items[i]
   end
@@ -199,6 +206,28 @@ def utc_iso(ms: int) -> str:
     if cached[0] != second:
         cached = _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
     return f"{cached[1]}.{millis:03d}Z"
+
+
+# Short stored key → the API's, each with the bytes around it that only a key can have: a
+# string value holds a quote only escaped, so before any metadata (always last) the first
+# match of each is the key itself.
+_API_KEYS = (
+    (b',"r":"', b',"role":"'),
+    (b',"c":"', b',"content":"'),
+    (b',"t":"', b',"created_at":"'),
+    (b',"n":', b',"token_count":'),
+)
+
+
+def api_message(stored: bytes) -> bytes:
+    """A stored window element as the API's JSON (elements from before the short keys
+    already are)."""
+    comma = stored.find(b",")
+    if not stored.startswith(b'"r":"', comma + 1):
+        return stored
+    for short, name in _API_KEYS:
+        stored = stored.replace(short, name, 1)
+    return stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,12 +339,7 @@ class SessionStore:
         created_at = utc_iso(now)
         payloads = []
         for m in messages:
-            body: dict[str, Any] = {
-                "role": m.role,
-                "content": m.content,
-                "created_at": created_at,
-                "token_count": m.token_count,
-            }
+            body: dict[str, Any] = {"r": m.role, "c": m.content, "t": created_at, "n": m.token_count}
             if m.metadata:
                 body["metadata"] = m.metadata
             # Strip the leading '{': the script prepends '{"id":<n>,'.
@@ -423,7 +447,7 @@ class SessionStore:
         window, (summary, tokens), length = results
         window.reverse()
         return MemoryView(
-            messages_json=window,
+            messages_json=[api_message(raw) for raw in window],
             context=summary.decode() if summary else None,
             tokens=int(tokens or 0),
             window_length=int(length),
@@ -435,7 +459,7 @@ class SessionStore:
         prefix = b'{"id":%d,' % message_id
         for raw in self._redis.lrange(keys.window, 0, -1):
             if raw.startswith(prefix):
-                return raw
+                return api_message(raw)
         return None
 
     def list_sessions(self, tenant_id: str, *, offset: int, count: int, ttl_seconds: int = 0) -> list[str]:
@@ -472,7 +496,7 @@ class SessionStore:
         (gen, summary, wm), window = pipe.execute()
         return FoldState(
             gen=gen.decode() if gen else None,
-            messages=[orjson.loads(raw) for raw in window],
+            messages=[orjson.loads(api_message(raw)) for raw in window],
             summary=summary.decode() if summary else None,
             watermark=int(wm or 0),
         )

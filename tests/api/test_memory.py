@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -245,3 +246,71 @@ def test_an_append_survives_redis_forgetting_its_scripts(client, tenant, redis_c
     assert [m["content"] for m in messages] == ["answer 1", "question 1", "answer 0", "question 0"]
     usage = client.get("/usage", headers=tenant.headers).json
     assert usage["messages"]["total"] == 4
+
+
+TRICKY = {
+    "role": 'user "r"',
+    "content": 'text with ,"c":" and ,"n":5 and ,"t":" inside',
+    "metadata": {"r": "x", "c": {"n": 1}, "t": [",\"r\":\""], "n": 2},
+}
+
+
+def test_messages_are_stored_with_short_keys_and_read_with_the_api_names(client, tenant, redis_client):
+    assert post(client, tenant, "s", [TRICKY, {"role": "AI", "content": "plain"}]).status_code == 200
+    stored = redis_client.lrange("rc:{acme:s}:w", 0, -1)
+    assert stored[0].startswith(b'{"id":1,"r":"user \\"r\\"","c":"text with')
+    assert b'"role"' not in stored[1] and b'"token_count"' not in stored[1]
+    newest, oldest = client.get("/sessions/s/memory", headers=tenant.headers).json["messages"]
+    assert (oldest["role"], oldest["content"], oldest["metadata"]) == (
+        TRICKY["role"],
+        TRICKY["content"],
+        TRICKY["metadata"],
+    )
+    assert set(oldest) == {"id", "role", "content", "created_at", "token_count", "metadata"}
+    assert set(newest) == {"id", "role", "content", "created_at", "token_count"}
+    assert client.get("/sessions/s/messages/1", headers=tenant.headers).json == oldest
+    tokens = oldest["token_count"] + newest["token_count"]
+    assert int(redis_client.hget("rc:{acme:s}:m", "wt")) == tokens
+    assert client.delete("/sessions/s/messages/1", headers=tenant.headers).status_code == 200
+    assert int(redis_client.hget("rc:{acme:s}:m", "wt")) == newest["token_count"]
+
+
+def test_messages_stored_before_the_short_keys_still_read_delete_and_fold(
+    make_app, make_tenant, redis_client
+):
+    """Elements written with the API's key names (before the short keys) pass through."""
+    app = make_app(window_size=2)
+    client = app.test_client()
+    tenant = make_tenant("acme")
+    assert post(client, tenant, "s", [{"role": "Human", "content": "new one"}]).status_code == 200
+    legacy = [
+        b'{"id":2,"role":"Human","content":"legacy ,\\"r\\":\\" two","created_at":"2026-01-01T00:00:00.000Z",'
+        b'"token_count":7,"metadata":{"r":"x","n":1}}',
+        b'{"id":3,"role":"AI","content":"legacy three","created_at":"2026-01-01T00:00:01.000Z",'
+        b'"token_count":5}',
+    ]
+    redis_client.rpush("rc:{acme:s}:w", *legacy)
+    redis_client.hset("rc:{acme:s}:m", mapping={"next": 3})
+    redis_client.hincrby("rc:{acme:s}:m", "wt", 12)
+    messages = client.get("/sessions/s/memory", headers=tenant.headers).json["messages"]
+    assert [m["content"] for m in messages] == ["legacy three", 'legacy ,"r":" two']
+    assert messages[1]["metadata"] == {"r": "x", "n": 1}
+    first = client.get("/sessions/s/messages/1", headers=tenant.headers).json
+    assert client.get("/sessions/s/messages/3", headers=tenant.headers).json["token_count"] == 5
+    assert client.delete("/sessions/s/messages/2", headers=tenant.headers).status_code == 200
+    assert int(redis_client.hget("rc:{acme:s}:m", "wt")) == first["token_count"] + 5
+    # One more POST overflows the window of 2: the fold reads old and new elements alike.
+    newest = post(client, tenant, "s", [{"role": "Human", "content": "newest"}])
+    assert newest.status_code == 200
+
+    def folded() -> bool:
+        body = client.get("/sessions/s/memory", headers=tenant.headers).json
+        return body["context"] is not None and body["pending_summary"] == 0
+
+    deadline = time.monotonic() + 10
+    while not folded() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    body = client.get("/sessions/s/memory", headers=tenant.headers).json
+    assert "new one" in body["context"] and "legacy three" in body["context"]
+    assert [m["content"] for m in body["messages"]] == ["newest"]
+    assert int(redis_client.hget("rc:{acme:s}:m", "wt")) == body["messages"][0]["token_count"]
