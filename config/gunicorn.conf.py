@@ -7,6 +7,7 @@ can be overridden from the environment.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import shutil
@@ -116,14 +117,20 @@ def _resources(worker):  # noqa: ANN001, ANN202 - gunicorn's objects
 
 
 def post_worker_init(worker) -> None:  # noqa: ANN001
-    """In each worker, after the fork and the app import: warm the tokenizer and start
-    the summarization pool and sweeper."""
+    """In each worker, after the fork and the app import: warm the tokenizer, start the
+    summarization pool and sweeper, then move everything loaded so far out of the cyclic
+    garbage collector's reach."""
     from app.domain import tokens
 
     tokens.warm_up()
     resources = _resources(worker)
     if resources is not None:
         resources.runner.start()
+    # The imports (Flask, openai, pydantic, prometheus-client, tiktoken ...) leave ~110,000
+    # tracked objects that live as long as the worker. Every full collection walked them
+    # all: ~25 ms with the GIL held, stalling every in-flight request — the POST p99 tail
+    # (docs/benchmarks.md). Frozen, a full collection only walks what requests allocate.
+    gc.freeze()
 
 
 def worker_exit(server, worker) -> None:  # noqa: ANN001
