@@ -149,6 +149,7 @@ class AuthFailureGuard:
 class PendingCharge:
     items: tuple[RateLimitItem, ...]
     identifiers: tuple[str, ...]
+    keys: tuple[str, ...]  # limits' key of each item
     charge: RateCharge
 
 
@@ -177,6 +178,7 @@ class InlineRateLimits:
         self._limiter = limiter
         self._storage = storage
         self._key_prefix = key_prefix
+        self._charges: dict[tuple[str, str], PendingCharge] = {}
 
     def claims(self) -> bool:
         endpoint = request.endpoint
@@ -185,14 +187,25 @@ class InlineRateLimits:
         principal = g.get("principal")
         if principal is None:
             return False
-        identifiers = (self._key_prefix, _tenant_key(), APPLICATION_SCOPE)
-        items = _limit_items(_tenant_limit())
-        hits = tuple(
-            self._storage.limit_hit(item.key_for(*identifiers), item.amount, item.get_expiry())
-            for item in items
-        )
-        g.rate_charge = PendingCharge(items, identifiers, RateCharge(hits))
+        g.rate_charge = self._pending(_tenant_key(), _tenant_limit())
         return True
+
+    def _pending(self, tenant_key: str, limit: str) -> PendingCharge:
+        # The same for every request of a tenant until its limit changes: built once.
+        cached = self._charges.get((tenant_key, limit))
+        if cached is None:
+            identifiers = (self._key_prefix, tenant_key, APPLICATION_SCOPE)
+            items = _limit_items(limit)
+            keys = tuple(item.key_for(*identifiers) for item in items)
+            hits = tuple(
+                self._storage.limit_hit(key, item.amount, item.get_expiry())
+                for key, item in zip(keys, items, strict=True)
+            )
+            cached = PendingCharge(items, identifiers, keys, RateCharge(hits))
+            if len(self._charges) >= 10_000:
+                self._charges.clear()
+            self._charges[(tenant_key, limit)] = cached
+        return cached
 
     @staticmethod
     def charge() -> RateCharge | None:
@@ -206,7 +219,7 @@ class InlineRateLimits:
         if pending is None or window is None:
             return
         item = pending.items[window.index - 1]
-        self._storage.remember(item.key_for(*pending.identifiers), item.get_expiry(), window)
+        self._storage.remember(pending.keys[window.index - 1], item.get_expiry(), window)
         breached = not window.admitted
         request_limit = RequestLimit(self._limiter, item, list(pending.identifiers), breached, True)
         # What flask-limiter's own hook leaves for its after_request header hook.
