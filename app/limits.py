@@ -257,7 +257,7 @@ def inline_charge() -> RateCharge | None:
 
 
 def settle_inline(window: RateWindow | None) -> None:
-    """Settle the charge the store ran; raises flask-limiter's 429 when it refused."""
+    """Settle the charge the store ran; raises a 429 (RateLimited) when it refused."""
     inline = current_app.extensions.get("recollect_inline_limits")
     if inline is not None:
         inline.settle(window)
