@@ -411,7 +411,8 @@ def test_an_overflowing_append_claims_its_fold_in_its_own_round_trip(
 ):
     if isinstance(redis_client, redis.RedisCluster):
         pytest.skip("on Redis Cluster the due set lives in another slot: the claim is its own round trip")
-    client = llm_app().test_client()
+    # The longest auth cache: a refresh would be a round trip of its own.
+    client = llm_app(auth_cache_seconds=1).test_client()
     tenant = make_tenant()
     for i in range(4):
         post(client, tenant, "s1", f"[[k{i}]]")  # the window (4) is full, not over
@@ -436,7 +437,7 @@ def test_appends_during_a_local_fold_skip_the_claim_and_are_folded_after_it(
     """While this process folds a session, further overflowing POSTs to it claim nothing
     (on a single node each stays one round trip; on Cluster no claim script runs); when the
     fold ends it checks the window again, so their messages are folded too — exactly once."""
-    app = llm_app()
+    app = llm_app(auth_cache_seconds=1)  # the longest: an auth refresh is a round trip
     client = app.test_client()
     tenant = make_tenant()
     runner = app.extensions["recollect"].runner
@@ -454,12 +455,13 @@ def test_appends_during_a_local_fold_skip_the_claim_and_are_folded_after_it(
             post(client, tenant, "s1", f"[[k{i}]]")  # the fifth overflows: the fold starts
         assert fake_llm.wait_for_calls(1, timeout=5)
         before = claims["claim"]
+        post(client, tenant, "s1", "[[k5]]")  # (after the wait: refreshes the auth cache)
         trips = RoundTrips(monkeypatch)
-        for i in range(5, 12):
+        for i in range(6, 12):
             post(client, tenant, "s1", f"[[k{i}]]")
         assert claims["claim"] == before  # in flight here: no claim per POST
         if not isinstance(redis_client, redis.RedisCluster):
-            assert trips.sent == 7
+            assert trips.sent == 6
     finally:
         fake_llm.release()
     assert wait_until(lambda: settled(client, tenant, "s1"))
