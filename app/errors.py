@@ -69,13 +69,16 @@ def _status_for(exc: domain.RecollectError) -> int:
     return 500
 
 
+def domain_error_response(exc: domain.RecollectError) -> Response:
+    """The response for a domain error (the error handler's, also used outside a view)."""
+    response = error_response(_status_for(exc), exc.code, exc.message)
+    if isinstance(exc, domain.RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(domain.RecollectError)
-    def _domain(exc: domain.RecollectError) -> Response:
-        response = error_response(_status_for(exc), exc.code, exc.message)
-        if isinstance(exc, domain.RateLimited):
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+    app.register_error_handler(domain.RecollectError, domain_error_response)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -18,7 +18,6 @@ from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from app.domain.foldclaim import FoldClaim
 from app.domain.keyspace import Keyspace
 from app.domain.memory import MemoryService
 from app.domain.store import SessionStore
@@ -136,7 +135,7 @@ class Resources:
                 self._store,
                 self._usage,
                 max_messages_per_post=self.settings.max_messages_per_post,
-                folds=_LazyFolds(self),
+                folds=lambda: self.runner,
             )
             self._pid = os.getpid()
 
@@ -197,18 +196,3 @@ class Resources:
             if pool is not None:
                 pool.disconnect()
 
-
-class _LazyFolds:
-    """The fold runner as the memory service sees it, built on first use (after any fork)."""
-
-    def __init__(self, resources: Resources) -> None:
-        self._resources = resources
-
-    def request_fold(self, tenant_id: str, session_id: str) -> None:
-        self._resources.runner.request_fold(tenant_id, session_id)
-
-    def prepare_claim(self, tenant_id: str, session_id: str) -> FoldClaim | None:
-        return self._resources.runner.prepare_claim(tenant_id, session_id)
-
-    def settle_claim(self, claim: FoldClaim, claimed: bool) -> None:
-        self._resources.runner.settle_claim(claim, claimed)

@@ -28,7 +28,7 @@ from typing import Any
 
 from limits.storage import RedisStorage
 
-from app.domain.ratelimit import CHARGE_SCRIPT, LimitHit, RateWindow
+from app.domain.ratelimit import CHARGE_SCRIPT, LimitHit, RateCharge, RateWindow
 
 
 class OneTripRedisStorage(RedisStorage):
@@ -68,10 +68,8 @@ class OneTripRedisStorage(RedisStorage):
         self._seen.window = (key, expiry, window.sliding_window, time.monotonic())
 
     def acquire_sliding_window_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
-        hit = self.limit_hit(key, limit, expiry, amount)
-        window = RateWindow.from_reply(
-            self.lua_charge([hit.previous_key, hit.current_key], [limit, expiry, amount])
-        )
+        charge = RateCharge((self.limit_hit(key, limit, expiry, amount),))
+        window = RateWindow.from_reply(self.lua_charge(charge.keys, charge.args))
         self.remember(key, expiry, window)
         return window.admitted
 

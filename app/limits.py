@@ -39,7 +39,7 @@ from app import metrics
 from app.domain.errors import RateLimited
 from app.domain.keyspace import Keyspace
 from app.domain.ratelimit import RateCharge, RateWindow
-from app.errors import error_response
+from app.errors import domain_error_response
 from app.extensions import cluster_seed_url, fast_retry, make_pool
 from app.limiter_storage import OneTripRedisStorage
 from app.redis_breaker import RedisBreaker
@@ -207,12 +207,6 @@ class InlineRateLimits:
             self._charges[(tenant_key, limit)] = cached
         return cached
 
-    @staticmethod
-    def charge() -> RateCharge | None:
-        """This request's charge, for the store; None when flask-limiter charges it."""
-        pending = g.get("rate_charge")
-        return pending.charge if pending is not None else None
-
     def settle(self, window: RateWindow | None) -> None:
         """Record what the store's charge found; raise a 429 if refused."""
         pending = g.pop("rate_charge", None)
@@ -246,14 +240,14 @@ class InlineRateLimits:
         try:
             self.settle(window)
         except RateLimited as refused:
-            response = error_response(429, refused.code, refused.message)
-            response.headers["Retry-After"] = str(refused.retry_after)
+            return domain_error_response(refused)
         return response
 
 
 def inline_charge() -> RateCharge | None:
     """The rate charge a memory view passes to the store (None: flask-limiter charged it)."""
-    return InlineRateLimits.charge()
+    pending = g.get("rate_charge")
+    return pending.charge if pending is not None else None
 
 
 def settle_inline(window: RateWindow | None) -> None:

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -266,3 +267,25 @@ def fake_llm() -> Iterator[object]:
     server = FakeLLM().start()
     yield server
     server.stop()
+
+
+class RoundTrips:
+    """Counts the requests the test's own thread sends to Redis (a pipeline is one); the
+    fold pool's and the sweeper's threads are not counted."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sent = 0
+        original = redis.connection.AbstractConnection.send_packed_command
+
+        def counting(connection, command, check_health=True):  # noqa: ANN001, ANN202
+            if threading.current_thread() is threading.main_thread():
+                self.sent += 1
+            return original(connection, command, check_health)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+
+
+@pytest.fixture
+def count_round_trips(monkeypatch: pytest.MonkeyPatch) -> Callable[[], RoundTrips]:
+    """Call to start counting from here on."""
+    return lambda: RoundTrips(monkeypatch)

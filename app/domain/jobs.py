@@ -3,7 +3,7 @@
 * A POST whose window overflows marks the session due in the ``due`` sorted set (scored by
   when it may run) and, if this process's bounded pool has room, claims it and submits it
   here. On a single Redis node the append script does the marking and claiming itself
-  (``prepare_claim`` before it, ``settle_claim`` after: no extra round trip); on Cluster,
+  (``prepare_claim`` before it, ``start_claimed`` after: no extra round trip); on Cluster,
   ``request_fold`` runs the same Lua on its own. The POST never waits for a fold.
 * A sweeper thread per process claims sessions whose due time has come — folds that could
   not be submitted, failed folds after their backoff, and folds orphaned by a killed worker
@@ -198,19 +198,14 @@ class FoldRunner:
     def request_fold(self, tenant_id: str, session_id: str) -> None:
         """Mark a session due and, when this process has a free slot, start folding it."""
         claim = self.prepare_claim(tenant_id, session_id)
-        if claim is None:
-            return
-        claimed = False
-        try:
-            claimed = self._claim_one(keys=[self._keys.due], args=claim.args) == 1
-        finally:
-            self.settle_claim(claim, claimed)
+        if claim is not None and self._claim_one(keys=[self._keys.due], args=claim.args) == 1:
+            self.start_claimed(claim)
 
     def prepare_claim(self, tenant_id: str, session_id: str) -> FoldClaim | None:
         """A claim to run (here or inside the append script); None when this process
         already has the session's fold queued or running. It claims only while this
         process has fold slots to spare; none is held meanwhile, so appends that do not
-        overflow never keep a fold from its slot."""
+        overflow never keep a fold from its slot, and an unused claim needs no undoing."""
         self.start()
         member = self._keys.due_member(tenant_id, session_id)
         if member in self._in_flight:
@@ -219,11 +214,9 @@ class FoldRunner:
         room = len(self._in_flight) < self.config.workers
         return FoldClaim(member, now, now + self.config.lease_seconds, room)
 
-    def settle_claim(self, claim: FoldClaim, claimed: bool) -> None:
-        """Start a claimed fold; if the slots filled up meanwhile, hand the claim back to
-        the due set at once, for the next sweep here or in another process."""
-        if not claimed:
-            return
+    def start_claimed(self, claim: FoldClaim) -> None:
+        """Start a fold the claim won; if the slots filled up meanwhile, hand the claim back
+        to the due set at once, for the next sweep here or in another process."""
         if self._slots.acquire(blocking=False):
             self._submit(claim.member)
         else:

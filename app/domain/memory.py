@@ -4,7 +4,7 @@ and the fold runner. Knows nothing of HTTP: it takes plain values and raises dom
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,7 +43,7 @@ class FoldScheduler(Protocol):
 
     def prepare_claim(self, tenant_id: str, session_id: str) -> FoldClaim | None: ...
 
-    def settle_claim(self, claim: FoldClaim, claimed: bool) -> None: ...
+    def start_claimed(self, claim: FoldClaim) -> None: ...
 
 
 class MemoryService:
@@ -53,12 +53,12 @@ class MemoryService:
         usage: UsageLedger,
         *,
         max_messages_per_post: int,
-        folds: FoldScheduler | None = None,
+        folds: Callable[[], FoldScheduler] | None = None,
     ) -> None:
         self._store = store
         self._usage = usage
         self._max_messages = max_messages_per_post
-        self._folds = folds
+        self._folds = folds  # the runner is built on first use, after any fork
 
     def append(
         self,
@@ -93,46 +93,39 @@ class MemoryService:
             or self._store.count_sessions(principal.tenant_id, ttl_seconds=policy.session_ttl_seconds)
             < policy.max_sessions
         )
-        # On a single node the append script also claims the fold when the window overflows.
-        claim = None
-        if self._folds is not None and self._store.claims_folds_in_append:
-            claim = self._folds.prepare_claim(principal.tenant_id, session_id)
-        claimed = False
-        try:
-            result = self._store.append(
-                principal.tenant_id,
-                session_id,
-                new,
-                context=context,
-                ttl_seconds=policy.session_ttl_seconds,
-                idempotency_key=idempotency_key,
-                may_create=may_create,
-                rate=rate,
-                fold_claim=claim,
-                window_size=policy.window_size,
-                window_tokens=policy.window_tokens,
-            )
-            claimed = bool(result.fold_claimed)
-        finally:
-            if claim is not None:
-                assert self._folds is not None
-                self._folds.settle_claim(claim, claimed)
+        # The append script claims the fold itself when the window overflows (single node).
+        folds = self._folds() if self._folds is not None else None
+        claim = folds.prepare_claim(principal.tenant_id, session_id) if folds is not None else None
+        result = self._store.append(
+            principal.tenant_id,
+            session_id,
+            new,
+            context=context,
+            ttl_seconds=policy.session_ttl_seconds,
+            idempotency_key=idempotency_key,
+            may_create=may_create,
+            rate=rate,
+            fold_claim=claim,
+            window_size=policy.window_size,
+            window_tokens=policy.window_tokens,
+        )
         if result.rate_limited:
             return result
         if result.refused:
             raise QuotaExceeded(f"the tenant's quota of {policy.max_sessions} sessions is reached")
-        if (
-            result.fold_claimed is None
-            and self._folds is not None
-            and overflows(
-                result.window_length,
-                result.window_tokens,
-                window_size=policy.window_size,
-                window_tokens=policy.window_tokens,
-            )
+        if folds is None:
+            return result
+        if result.fold_claimed:
+            assert claim is not None
+            folds.start_claimed(claim)
+        elif result.fold_claimed is None and overflows(
+            result.window_length,
+            result.window_tokens,
+            window_size=policy.window_size,
+            window_tokens=policy.window_tokens,
         ):
             # Redis Cluster, or this process already folds the session (a cheap no-op then).
-            self._folds.request_fold(principal.tenant_id, session_id)
+            folds.request_fold(principal.tenant_id, session_id)
         return result
 
     def read(self, principal: Principal, session_id: str, *, rate: RateCharge | None = None) -> Memory:

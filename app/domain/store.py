@@ -49,7 +49,8 @@ _APPEND = CHARGE_LIMITS_LUA + CLAIM_FOLD_LUA + """
 --       tenant is at its session quota), idem_digest|'', context|'', has_context(0/1),
 --       tokens_sum, session_id, utc_day,
 --       fold claim: due member|'' (no claim here), now, lease_until, has_slot(0/1),
---       window_size, window_tokens|'' (when the window overflows these, claim),
+--       window_size, window_tokens|'' (when the window overflows these — the test of
+--       window.overflows — claim),
 --       limits (how many rate limits to charge), 3 numbers per limit, payload1..n
 -- Returns {first, last, window length, created, replayed, window tokens, refused, claimed,
 --          then the rate window: admitted, index, previous/current count and ttl}.
@@ -302,11 +303,6 @@ class SessionStore:
         return self._keys
 
     @property
-    def claims_folds_in_append(self) -> bool:
-        """Whether ``append`` can claim a fold in its own script (single node only)."""
-        return not self._cluster
-
-    @property
     def redis(self) -> Redis:
         return self._redis
 
@@ -346,8 +342,10 @@ class SessionStore:
             payloads.append(orjson.dumps(body)[1:])
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32] if idempotency_key else ""
         keys = self._keys.session(tenant_id, session_id)
-        if rate is not None and self._cluster:
-            raise ValueError("a rate charge cannot share a script with session keys on Redis Cluster")
+        if self._cluster:
+            if rate is not None:
+                raise ValueError("a rate charge cannot share a script with session keys on Redis Cluster")
+            fold_claim = None  # the due set is in another slot: the caller claims afterwards
         args: list[Any] = [
             now,
             ttl_seconds,
@@ -358,7 +356,7 @@ class SessionStore:
             sum(m.token_count for m in messages),
             session_id,
             utc_day(now),
-            *(fold_claim.args if fold_claim is not None and not self._cluster else ("", 0, 0, "0")),
+            *(fold_claim.args if fold_claim is not None else ("", 0, 0, "0")),
             window_size,
             window_tokens if window_tokens is not None else "",
             len(rate.hits) if rate is not None else 0,
@@ -370,22 +368,18 @@ class SessionStore:
         script_keys = [keys.window, keys.meta, keys.idempotency]
         if not self._cluster:
             # One round trip: on a single node the script also indexes the session, counts
-            # the messages and charges the rate limits. (redis-py's Script sends EVALSHA, and
-            # loads the script only after a NOSCRIPT.)
+            # the messages, claims the fold and charges the rate limits. (redis-py's Script
+            # sends EVALSHA, and loads the script only after a NOSCRIPT.)
             script_keys += [index, usage, self._keys.due, *(rate.keys if rate is not None else ())]
-            reply = self._append(keys=script_keys, args=args)
-        else:
-            # Cluster: the tenant-wide keys live in other slots, so they follow in a pipeline,
-            # and only when something was appended.
-            reply = self._append(keys=script_keys, args=args)
-            replayed, refused = reply[4], reply[6]
-            if not (replayed or refused):
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.zadd(index, {session_id: now}, xx=not may_create)
-                if messages:
-                    pipe.hincrby(usage, "messages", len(messages))
-                    pipe.hincrby(usage, f"messages:{utc_day(now)}", len(messages))
-                pipe.execute()
+        reply = self._append(keys=script_keys, args=args)
+        if self._cluster and not (reply[4] or reply[6]):  # appended: neither replayed nor refused
+            # The tenant-wide keys live in other slots: a second round trip.
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.zadd(index, {session_id: now}, xx=not may_create)
+            if messages:
+                pipe.hincrby(usage, "messages", len(messages))
+                pipe.hincrby(usage, f"messages:{utc_day(now)}", len(messages))
+            pipe.execute()
         first, last, length, created, replayed, tokens, refused, claimed = reply[:8]
         return AppendResult(
             int(first),
@@ -396,7 +390,7 @@ class SessionStore:
             int(tokens),
             bool(refused),
             RateWindow.from_reply(reply[8:]) if rate is not None else None,
-            bool(claimed) if fold_claim is not None and not self._cluster else None,
+            bool(claimed) if fold_claim is not None else None,
         )
 
     def delete_session(self, tenant_id: str, session_id: str) -> None:

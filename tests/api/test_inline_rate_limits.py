@@ -9,7 +9,6 @@ behaviours are checked there too (only the round-trip count is single-node).
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -117,7 +116,7 @@ def test_a_read_survives_redis_forgetting_its_scripts(client, make_tenant, redis
     assert post(client, acme).headers["X-RateLimit-Remaining"] == "7"
 
 
-def test_append_and_read_cost_one_round_trip_each(make_app, make_tenant, redis_client, monkeypatch):
+def test_append_and_read_cost_one_round_trip_each(make_app, make_tenant, redis_client, count_round_trips):
     if isinstance(redis_client, redis.RedisCluster):
         pytest.skip("on Redis Cluster the counters live in other slots: flask-limiter charges them")
     # The longest auth cache: a refresh would be a round trip of its own.
@@ -125,16 +124,8 @@ def test_append_and_read_cost_one_round_trip_each(make_app, make_tenant, redis_c
     acme = make_tenant("acme", rate_limit="1000/minute;100/second")
     assert post(client, acme).status_code == 200  # authenticates (cached) and loads scripts
     assert read(client, acme).status_code == 200
-    sent = []
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def counting(self, command, check_health=True):
-        if threading.current_thread() is threading.main_thread():
-            sent.append(command)
-        return original(self, command, check_health)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    trips = count_round_trips()
     assert post(client, acme).status_code == 200
-    assert len(sent) == 1
+    assert trips.sent == 1
     assert read(client, acme).status_code == 200
-    assert len(sent) == 2
+    assert trips.sent == 2

@@ -390,24 +390,8 @@ def test_token_window_policy_folds_by_tokens(llm_app, make_tenant):
     assert markers_everywhere(body) == Counter(f"[[k{i}]]" for i in range(4))
 
 
-class RoundTrips:
-    """Counts the requests this (the test's) thread sends to Redis; the folds' threads are
-    not counted."""
-
-    def __init__(self, monkeypatch) -> None:
-        self.sent = 0
-        original = redis.connection.AbstractConnection.send_packed_command
-
-        def counting(connection, command, check_health=True):
-            if threading.current_thread() is threading.main_thread():
-                self.sent += 1
-            return original(connection, command, check_health)
-
-        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
-
-
 def test_an_overflowing_append_claims_its_fold_in_its_own_round_trip(
-    llm_app, make_tenant, fake_llm, redis_client, monkeypatch
+    llm_app, make_tenant, fake_llm, redis_client, count_round_trips
 ):
     if isinstance(redis_client, redis.RedisCluster):
         pytest.skip("on Redis Cluster the due set lives in another slot: the claim is its own round trip")
@@ -418,7 +402,7 @@ def test_an_overflowing_append_claims_its_fold_in_its_own_round_trip(
         post(client, tenant, "s1", f"[[k{i}]]")  # the window (4) is full, not over
     fake_llm.hold()
     try:
-        trips = RoundTrips(monkeypatch)
+        trips = count_round_trips()
         post(client, tenant, "s1", "[[k4]]")
         assert trips.sent == 1
         # Claimed, not merely marked due: the score is the lease's end, and the fold runs.
@@ -432,7 +416,7 @@ def test_an_overflowing_append_claims_its_fold_in_its_own_round_trip(
 
 
 def test_appends_during_a_local_fold_skip_the_claim_and_are_folded_after_it(
-    llm_app, make_tenant, fake_llm, redis_client, monkeypatch
+    llm_app, make_tenant, fake_llm, redis_client, count_round_trips
 ):
     """While this process folds a session, further overflowing POSTs to it claim nothing
     (on a single node each stays one round trip; on Cluster no claim script runs); when the
@@ -456,7 +440,7 @@ def test_appends_during_a_local_fold_skip_the_claim_and_are_folded_after_it(
         assert fake_llm.wait_for_calls(1, timeout=5)
         before = claims["claim"]
         post(client, tenant, "s1", "[[k5]]")  # (after the wait: refreshes the auth cache)
-        trips = RoundTrips(monkeypatch)
+        trips = count_round_trips()
         for i in range(6, 12):
             post(client, tenant, "s1", f"[[k{i}]]")
         assert claims["claim"] == before  # in flight here: no claim per POST
