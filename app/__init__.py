@@ -26,7 +26,7 @@ COMPAT_PREFIXES = {"motorhead": "/motorhead", "motorhead_v1": "/v1/motorhead"}
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Wire the app; build no socket and no thread (those come per process, after fork)."""
-    from app import account, admin, auth, cli, docs, health, limits, memory, proxy, sessions
+    from app import account, admin, auth, cli, docs, health, memory, proxy, rate_limits, sessions
     from app.errors import register_error_handlers
     from app.extensions import Resources
 
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # its counters by the tenant that authentication found.
     auth.init_app(app)
     if settings.rate_limits_enabled:
-        limits.init_app(app, settings, exempt=[health.bp, health.metrics_bp, admin.bp, docs.bp])
+        rate_limits.init_app(app, settings, exempt=[health.bp, health.metrics_bp, admin.bp, docs.bp])
     app.after_request(_finish_request)
     register_error_handlers(app)
 

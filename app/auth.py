@@ -11,8 +11,8 @@ import logging
 
 from flask import Flask, current_app, g, request
 
-from app.domain import keys as keymod
 from app.domain.errors import NotFound, RateLimited, Unauthenticated
+from app.domain.tenancy import api_keys
 from app.extensions import Resources
 from config.logging import log_context
 
@@ -48,7 +48,7 @@ def _authenticate_admin(resources: Resources) -> None:
         raise NotFound("not found")
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not keymod.token_matches(value.strip(), token.get_secret_value()):
+    if scheme.lower() != "bearer" or not api_keys.token_matches(value.strip(), token.get_secret_value()):
         raise Unauthenticated("invalid or missing admin token")
     g.admin = True
 
@@ -80,17 +80,17 @@ def _authenticate() -> None:
         _authenticate_admin(resources)
         return
     key = presented_key()
-    registry = resources.registry
+    authenticator = resources.authenticator
     if key is None:
         open_tenant = resources.settings.open_tenant
         if open_tenant is None:
             raise Unauthenticated("missing API key")
-        principal = registry.principal_for(open_tenant)
+        principal = authenticator.principal_for(open_tenant)
         if principal is None:
-            registry.ensure_tenant(open_tenant)
-            principal = registry.principal_for(open_tenant)
+            resources.registry.ensure_tenant(open_tenant)
+            principal = authenticator.principal_for(open_tenant)
     else:
-        principal = registry.authenticate(key)
+        principal = authenticator.authenticate(key)
     if principal is None:
         raise Unauthenticated("invalid API key")
     g.principal = principal

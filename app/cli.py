@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.domain.errors import RecollectError
-from app.domain.tenants import POLICY_FIELDS, policy_from_fields
+from app.domain.tenancy.policy import POLICY_FIELDS, policy_from_fields
 from app.extensions import Resources
 
 tenants_cli = AppGroup("tenants", help="Create, list, update and delete tenants.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import traceback
 
-import redis.exceptions
 from flask import Flask, Response, g
 from werkzeug.exceptions import HTTPException
 
@@ -41,17 +40,6 @@ _HTTP_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
-
-# Errors meaning "Redis cannot answer right now": a 503 the client can retry.
-REDIS_UNAVAILABLE = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.ReadOnlyError,
-)
-
 
 def error_response(status: int, code: str, message: str) -> Response:
     response = json_response({"error": {"code": code, "message": message}}, status)
@@ -95,13 +83,11 @@ def register_error_handlers(app: Flask) -> None:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
-    def _redis_down(exc: Exception) -> Response:
+    @app.errorhandler(domain.StoreUnavailable)
+    def _store_unavailable(exc: domain.StoreUnavailable) -> Response:
         metrics.REDIS_ERRORS.inc()
-        log.warning("redis unavailable: %s request_id=%s", type(exc).__name__, g.get("request_id"))
-        return error_response(503, "store_unavailable", "storage is unavailable, retry shortly")
-
-    for exc_class in REDIS_UNAVAILABLE:
-        app.register_error_handler(exc_class, _redis_down)
+        log.warning("redis unavailable: %s request_id=%s", exc.cause, g.get("request_id"))
+        return domain_error_response(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

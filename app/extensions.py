@@ -18,28 +18,76 @@ from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
+from app.domain.folding.store import FoldingStore
 from app.domain.keyspace import Keyspace
-from app.domain.memory import MemoryService
-from app.domain.store import SessionStore
-from app.domain.tenants import PolicyDefaults, TenantRegistry
-from app.domain.usage import UsageLedger
+from app.domain.memory.service import MemoryService
+from app.domain.memory.store import SessionStore
+from app.domain.tenancy.authentication import Authenticator
+from app.domain.tenancy.cache import TenancyCache
+from app.domain.tenancy.policy import PolicyDefaults
+from app.domain.tenancy.store import TenancyStore
+from app.domain.tenancy.tenants import TenantRegistry
+from app.domain.tenancy.usage import UsageLedger
 from app.redis_breaker import RedisBreaker
 from config import Settings
 
 if TYPE_CHECKING:
-    from app.domain.jobs import FoldRunner
+    from app.domain.folding.runner import FoldRunner
 
 log = logging.getLogger("recollect")
 
 
 def policy_defaults(settings: Settings) -> PolicyDefaults:
+    """The one mapping from settings to the policy every tenant starts from."""
     return PolicyDefaults(
         rate_limit=settings.rate_limit,
         session_ttl_seconds=settings.session_ttl_seconds,
         window_size=settings.window_size,
         window_tokens=settings.window_tokens,
         max_message_bytes=settings.max_message_bytes,
+        max_sessions=None,
         summary_model=settings.summary_model,
+        summary_prompt=None,
+        summary_token_budget_daily=0,
+    )
+
+
+def build_runner(resources: Resources) -> FoldRunner:
+    """This process's fold schedule, its timings derived from the LLM's worst case."""
+    from app.domain.folding.fold import Fold, FoldTiming
+    from app.domain.folding.runner import FoldRunner, ScheduleConfig
+    from app.llm import build_summarizer
+    from app.metrics import FoldMetrics
+
+    settings = resources.settings
+    llm_worst_case = settings.llm_timeout_seconds * (settings.llm_max_retries + 1)
+    # Long enough for a fold of a few chunks at the LLM's worst case; a worker killed mid-fold
+    # holds the session no longer than this (a fold outliving it cannot commit: fencing).
+    lock_seconds = max(10.0, llm_worst_case * 4)
+    timing = FoldTiming(
+        lock_seconds=lock_seconds,
+        retry_base=settings.summary_retry_base_seconds,
+        retry_max=settings.summary_retry_max_seconds,
+        budget_recheck=settings.budget_recheck_seconds,
+    )
+    observer = FoldMetrics()
+    principal_for = resources.authenticator.principal_for
+    fold = Fold(
+        resources.store,
+        resources.folding,
+        principal_for,
+        resources.usage,
+        build_summarizer(settings),
+        timing,
+        observer=observer,
+    )
+    config = ScheduleConfig(
+        workers=settings.summary_workers,
+        sweep_interval=settings.sweep_interval_seconds,
+        lease_seconds=lock_seconds + 5,
+    )
+    return FoldRunner(
+        fold, resources.folding, resources.store, principal_for, resources.keyspace, config, observer=observer
     )
 
 
@@ -105,7 +153,9 @@ class Resources:
         self._lock = threading.Lock()
         self._redis: redis.Redis | None = None
         self._store: SessionStore | None = None
+        self._folding: FoldingStore | None = None
         self._registry: TenantRegistry | None = None
+        self._authenticator: Authenticator | None = None
         self._runner: FoldRunner | None = None
         self._memory: MemoryService | None = None
         self._usage: UsageLedger | None = None
@@ -123,12 +173,12 @@ class Resources:
                 client = make_redis(self.settings, self.breaker)
             self._redis = client
             self._store = SessionStore(client, self.keyspace)
-            self._registry = TenantRegistry(
-                client,
-                self.keyspace,
-                policy_defaults(self.settings),
-                cache_seconds=self.settings.auth_cache_seconds,
-            )
+            self._folding = FoldingStore(client, self.keyspace)
+            tenancy = TenancyStore(client, self.keyspace)
+            defaults = policy_defaults(self.settings)
+            cache = TenancyCache(tenancy, defaults, seconds=self.settings.auth_cache_seconds)
+            self._registry = TenantRegistry(tenancy, cache, defaults)
+            self._authenticator = Authenticator(tenancy, cache)
             self._runner = None
             self._usage = UsageLedger(client, self.keyspace)
             self._memory = MemoryService(
@@ -140,16 +190,22 @@ class Resources:
             self._pid = os.getpid()
 
     @property
-    def redis(self) -> redis.Redis:
-        self._ensure()
-        assert self._redis is not None
-        return self._redis
-
-    @property
     def store(self) -> SessionStore:
         self._ensure()
         assert self._store is not None
         return self._store
+
+    @property
+    def folding(self) -> FoldingStore:
+        self._ensure()
+        assert self._folding is not None
+        return self._folding
+
+    @property
+    def authenticator(self) -> Authenticator:
+        self._ensure()
+        assert self._authenticator is not None
+        return self._authenticator
 
     @property
     def registry(self) -> TenantRegistry:
@@ -175,12 +231,7 @@ class Resources:
         if self._runner is None:
             with self._lock:
                 if self._runner is None:
-                    from app.domain.jobs import build_runner
-                    from app.metrics import FoldMetrics
-
-                    self._runner = build_runner(
-                        self.settings, self.store, self.registry, metrics=FoldMetrics()
-                    )
+                    self._runner = build_runner(self)
         return self._runner
 
     def shutdown(self, *, wait: bool = True) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,6 +25,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from app.domain.folding.store import DueStats
 
 REQUESTS = Counter(
     "recollect_http_requests_total",
@@ -93,21 +95,19 @@ class FoldMetrics:
 
 
 class DueSetCollector(Collector):
-    """Summarization lag, read from Redis at scrape time (the due set is shared by every
-    worker, so one process reporting it is exactly right)."""
+    """Summarization lag, asked of the fold schedule at scrape time (the due set is shared
+    by every worker, so one process reporting it is exactly right)."""
 
-    def __init__(self, redis, due_key: str) -> None:  # noqa: ANN001 - a redis client
-        self._redis = redis
-        self._due_key = due_key
+    def __init__(self, due_stats: Callable[[], DueStats]) -> None:
+        self._due_stats = due_stats
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.zcard(self._due_key)
-        pipe.zrange(self._due_key, 0, 0, withscores=True)
-        count, oldest = pipe.execute()
-        lag = max(0.0, time.time() - oldest[0][1]) if oldest else 0.0
+        stats = self._due_stats()
+        lag = max(0.0, time.time() - stats.oldest_due_at) if stats.oldest_due_at is not None else 0.0
         yield GaugeMetricFamily(
-            "recollect_summarization_sessions_due", "Sessions with messages awaiting summary", value=count
+            "recollect_summarization_sessions_due",
+            "Sessions with messages awaiting summary",
+            value=stats.sessions,
         )
         yield GaugeMetricFamily(
             "recollect_summarization_lag_seconds",
@@ -116,7 +116,7 @@ class DueSetCollector(Collector):
         )
 
 
-def render(redis, due_key: str) -> tuple[bytes, str]:  # noqa: ANN001
+def render(due_stats: Callable[[], DueStats]) -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
@@ -126,5 +126,5 @@ def render(redis, due_key: str) -> tuple[bytes, str]:  # noqa: ANN001
         registry = CollectorRegistry()
         for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - copy the defaults
             registry.register(collector)
-    registry.register(DueSetCollector(redis, due_key))
+    registry.register(DueSetCollector(due_stats))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
-from app.domain.tenants import Policy
+from app.domain.tenancy.policy import Policy
 
 
 class MessageIn(BaseModel):

@@ -32,7 +32,7 @@ PHASES = [
     ("request log", "config/logging.py"),
     ("pydantic validation", "pydantic"),
     ("store (app/domain/store.py + redis-py)", "app/domain/store.py"),
-    ("fold runner (summarization)", "app/domain/jobs.py"),
+    ("fold runner (summarization)", "app/domain/folding/"),
     ("fold runner (summarization)", "openai/"),
     ("redis-py (other callers)", "redis/"),
     ("views", "app/memory/"),

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from app.domain.store import api_message  # noqa: E402
+from app.domain.memory.stored_format import api_message  # noqa: E402
 from devtools.processes import RedisServer, free_port, wait_for_port  # noqa: E402
 
 SHARED_BENCH = ROOT.parent / "shared" / "bench"

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
 from app.domain import tokens  # noqa: E402
-from app.domain.summarizer import DEFAULT_PROMPT, Line, build_user_message  # noqa: E402
+from app.domain.folding.summarizer import DEFAULT_PROMPT, Line, build_user_message  # noqa: E402
 from config import load_settings  # noqa: E402
 from devtools.fake_llm import FakeLLM  # noqa: E402
 from devtools.processes import RedisServer  # noqa: E402

@@ -94,7 +94,6 @@ class Settings(BaseSettings):
     budget_recheck_seconds: float = Field(
         60.0, gt=0, le=3600, validation_alias=_env("RECOLLECT_BUDGET_RECHECK_SECONDS")
     )
-    long_term_memory: bool = Field(False, validation_alias=_env("MOTORHEAD_LONG_TERM_MEMORY"))
 
     # --- LLM ---------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
@@ -142,7 +141,7 @@ class Settings(BaseSettings):
     @field_validator("rate_limit")
     @classmethod
     def _valid_limit(cls, value: str) -> str:
-        from app.domain.tenants import validate_rate_limit
+        from app.domain.tenancy.policy import validate_rate_limit
 
         return validate_rate_limit(value)
 

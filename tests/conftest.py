@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -28,6 +29,9 @@ ADMIN_TOKEN = "test-admin-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 _ENV_PREFIXES = ("RECOLLECT_", "MOTORHEAD_", "OPENAI_", "AZURE_")
+
+if TYPE_CHECKING:
+    from app.domain.tenancy.tenants import TenantRegistry
 
 
 def free_cluster_port() -> int:
@@ -210,14 +214,27 @@ class TenantHandle:
         return {"Authorization": f"Bearer {self.key}"}
 
 
+def tenant_registry(redis_client: redis.Redis) -> TenantRegistry:
+    """The domain's tenant registry over ``redis_client``, with the default policy."""
+    from app.domain.keyspace import Keyspace
+    from app.domain.tenancy.cache import TenancyCache
+    from app.domain.tenancy.store import TenancyStore
+    from app.domain.tenancy.tenants import TenantRegistry
+    from app.extensions import policy_defaults
+    from config import load_settings
+
+    defaults = policy_defaults(load_settings())
+    store = TenancyStore(redis_client, Keyspace("rc"))
+    return TenantRegistry(store, TenancyCache(store, defaults), defaults)
+
+
 @pytest.fixture
 def make_tenant(redis_client: redis.Redis) -> Callable[..., TenantHandle]:
     """Create tenants straight through the domain registry: no extra app (and so no extra
     fold runner with its own summarizer competing for the due set) is involved."""
-    from app.domain.keyspace import Keyspace
-    from app.domain.tenants import PolicyDefaults, TenantRegistry, policy_from_fields
+    from app.domain.tenancy.policy import policy_from_fields
 
-    registry = TenantRegistry(redis_client, Keyspace("rc"), PolicyDefaults())
+    registry = tenant_registry(redis_client)
 
     def make(tenant_id: str = "acme", **policy: object) -> TenantHandle:
         _, key = registry.create_tenant(tenant_id, policy=policy_from_fields(policy))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from app.domain.tenants import POLICY_FIELDS, policy_from_fields, validate_tenant_id
+from app.domain.tenancy.policy import POLICY_FIELDS, policy_from_fields
+from app.domain.tenancy.tenants import validate_tenant_id
 from app.extensions import Resources
 from app.http import json_response, parse_json_body
 from app.openapi import documented

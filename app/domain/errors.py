@@ -56,4 +56,11 @@ class RateLimited(RecollectError):
 
 
 class StoreUnavailable(RecollectError):
+    """Redis cannot answer right now (down, hung, loading, failing over): retry shortly.
+    ``cause`` names the client's exception class, for logs; it never holds request data."""
+
     code = "store_unavailable"
+
+    def __init__(self, message: str, *, cause: str = "unknown") -> None:
+        super().__init__(message)
+        self.cause = cause

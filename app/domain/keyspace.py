@@ -1,9 +1,9 @@
-"""Every Redis key name Recollect uses, in one place.
+"""Every Redis key name Recollect uses, in one place (API keys are ``tenancy.api_keys``).
 
 Layout (``rc`` is the configurable product prefix):
 
 * ``rc:tenants`` — set of tenant ids; ``rc:tenant:<tid>`` — tenant record (hash);
-  ``rc:tenant:<tid>:keys`` — the tenant's key ids; ``rc:key:<key_id>`` — one API key (hash).
+  ``rc:tenant:<tid>:keys`` — the tenant's API key ids; ``rc:key:<key_id>`` — one API key (hash).
 * ``rc:{<tid>:<sid>}:w|m|i|l`` — one session: window (list), meta (hash), idempotency
   records (hash), summarization lock (string). The braces are a Redis Cluster hash tag, so
   every key of a session lives in one slot and the session's scripts stay single-slot.
@@ -34,7 +34,7 @@ def decode_session_id(encoded: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionKeys:
+class SessionRedisKeys:
     window: str
     meta: str
     idempotency: str
@@ -54,15 +54,15 @@ class Keyspace:
     def tenant(self, tenant_id: str) -> str:
         return f"{self.prefix}:tenant:{tenant_id}"
 
-    def tenant_keys(self, tenant_id: str) -> str:
+    def tenant_api_keys(self, tenant_id: str) -> str:
         return f"{self.prefix}:tenant:{tenant_id}:keys"
 
     def api_key(self, key_id: str) -> str:
         return f"{self.prefix}:key:{key_id}"
 
-    def session(self, tenant_id: str, session_id: str) -> SessionKeys:
+    def session(self, tenant_id: str, session_id: str) -> SessionRedisKeys:
         tag = f"{self.prefix}:{{{tenant_id}:{encode_session_id(session_id)}}}"
-        return SessionKeys(f"{tag}:w", f"{tag}:m", f"{tag}:i", f"{tag}:l")
+        return SessionRedisKeys(f"{tag}:w", f"{tag}:m", f"{tag}:i", f"{tag}:l")
 
     def sessions_index(self, tenant_id: str) -> str:
         return f"{self.prefix}:{{{tenant_id}}}:sessions"
@@ -96,21 +96,3 @@ class Keyspace:
     def parse_due_member(member: str) -> tuple[str, str]:
         tenant_id, _, encoded = member.partition(":")
         return tenant_id, decode_session_id(encoded)
-
-
-MAX_SESSION_ID_BYTES = 256
-
-
-def validate_session_id(session_id: str) -> str:
-    """1–256 bytes of UTF-8 without control characters (api.md §4)."""
-    from app.domain.errors import InvalidRequest
-
-    size = len(session_id.encode("utf-8", errors="surrogatepass"))
-    if not 1 <= size <= MAX_SESSION_ID_BYTES:
-        raise InvalidRequest(
-            f"session id must be 1-{MAX_SESSION_ID_BYTES} bytes of UTF-8",
-            code="invalid_session_id",
-        )
-    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 or 0xD800 <= ord(ch) < 0xE000 for ch in session_id):
-        raise InvalidRequest("session id must not contain control characters", code="invalid_session_id")
-    return session_id

@@ -6,7 +6,8 @@ import time
 
 from flask import Blueprint, Response, current_app
 
-from app.errors import REDIS_UNAVAILABLE, error_response
+from app.domain.errors import StoreUnavailable
+from app.errors import error_response
 from app.http import json_response
 from app.openapi import documented
 from app.schemas import HealthOut, NowOut
@@ -32,7 +33,7 @@ def healthz() -> Response:
 def readyz() -> Response:
     try:
         current_app.extensions["recollect"].store.ping()
-    except REDIS_UNAVAILABLE:
+    except StoreUnavailable:
         return error_response(503, "store_unavailable", "storage is unreachable")
     return json_response({"status": "ready"})
 
@@ -52,5 +53,5 @@ def metrics() -> Response:
     from app import metrics as metrics_module
 
     resources = current_app.extensions["recollect"]
-    body, content_type = metrics_module.render(resources.redis, resources.keyspace.due)
+    body, content_type = metrics_module.render(resources.folding.due_stats)
     return Response(body, content_type=content_type)

@@ -6,11 +6,11 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.routing import PathConverter
 
-from app import limits
 from app.domain.errors import InvalidRequest
 from app.extensions import Resources
 from app.http import json_response, parse_json_body, raw_json_response
 from app.openapi import documented
+from app.rate_limits import charged_in_store
 from app.schemas import (
     AppendOut,
     MemoryIn,
@@ -48,6 +48,7 @@ def _resources() -> Resources:
     errors=(403,),
     headers={"Idempotency-Key": "a retried POST with the same key (24 h) appends nothing and replays"},
 )
+@charged_in_store
 def append_memory(session_id: str) -> Response:
     body = parse_json_body(MemoryIn)
     idempotency_key = request.headers.get("Idempotency-Key")
@@ -62,9 +63,7 @@ def append_memory(session_id: str) -> Response:
         body.messages,
         context=body.context,
         idempotency_key=idempotency_key,
-        rate=limits.inline_charge(),
     )
-    limits.settle_inline(result.rate)
     response = json_response({"status": "Ok", "message_ids": result.ids})
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -75,9 +74,9 @@ def append_memory(session_id: str) -> Response:
 @documented(
     "Read the window (newest first) and the running summary", tag="memory", ok=(200, MemoryOut), errors=(400,)
 )
+@charged_in_store
 def read_memory(session_id: str) -> Response:
-    memory = _resources().memory.read(g.principal, session_id, rate=limits.inline_charge())
-    limits.settle_inline(memory.view.rate)
+    memory = _resources().memory.read(g.principal, session_id)
     view = memory.view
     # The stored messages already are their API representation: splice the bytes.
     body = b"".join(

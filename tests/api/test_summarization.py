@@ -424,15 +424,15 @@ def test_appends_during_a_local_fold_skip_the_claim_and_are_folded_after_it(
     app = llm_app(auth_cache_seconds=1)  # the longest: an auth refresh is a round trip
     client = app.test_client()
     tenant = make_tenant()
-    runner = app.extensions["recollect"].runner
+    schedule = app.extensions["recollect"].folding
     claims = Counter()
-    claim_one = runner._claim_one
+    claim_one = schedule.claim
 
     def counting_claim(*args, **kwargs):
         claims["claim"] += 1
         return claim_one(*args, **kwargs)
 
-    runner._claim_one = counting_claim
+    schedule.claim = counting_claim
     fake_llm.hold()
     try:
         for i in range(5):

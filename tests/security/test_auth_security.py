@@ -13,10 +13,8 @@ import uuid
 
 import pytest
 
-from app.domain import keys as keymod
-from app.domain.keyspace import Keyspace
-from app.domain.tenants import PolicyDefaults, TenantRegistry
-from tests.conftest import ADMIN, ADMIN_TOKEN
+from app.domain.tenancy import api_keys as keymod
+from tests.conftest import ADMIN, ADMIN_TOKEN, tenant_registry
 from tests.security.conftest import PREFIXES, assert_error_shape, memory_url, unwrap
 
 AUTH_FAILURE_LIMIT = 20
@@ -171,7 +169,7 @@ def test_a_revoked_key_fails_on_every_worker_within_a_second(make_app, tenant, r
         response = workers[0].delete(f"/admin/tenants/acme/keys/{tenant.key_id}", headers=ADMIN)
         assert response.status_code == 200
     else:
-        TenantRegistry(redis_client, Keyspace("rc"), PolicyDefaults()).revoke_key("acme", tenant.key_id)
+        tenant_registry(redis_client).revoke_key("acme", tenant.key_id)
     failed_after: dict[tuple, float] = {}
     while len(failed_after) < len(probes):
         for probe in probes:
@@ -345,7 +343,7 @@ def test_no_credential_message_content_summary_or_session_id_ever_reaches_a_log_
 
     # An unexpected failure whose exception text quotes request data: a 500, logged
     # with its traceback frames but not the exception's text.
-    from app.domain.memory import MemoryService
+    from app.domain.memory.service import MemoryService
 
     def explode(self, principal, session_id):
         raise RuntimeError(f"boom while reading {session_id} with {key}")

@@ -53,7 +53,6 @@ def test_azure_needs_all_four_variables(monkeypatch):
         ("PORT", "70000"),
         ("RECOLLECT_SUMMARIZER", "magic"),
         ("RECOLLECT_OPEN_TENANT", "Not A Slug"),
-        ("MOTORHEAD_LONG_TERM_MEMORY", "maybe"),
     ],
 )
 def test_a_bad_value_names_the_variable_in_one_line(monkeypatch, name, value):
@@ -91,12 +90,10 @@ def test_the_server_refuses_to_start_with_one_line_on_stderr():
 def test_more_aliases_and_their_precedence(monkeypatch):
     monkeypatch.setenv("OPENAI_API_BASE", "http://old:8000/v1")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://new:8000/v1")
-    monkeypatch.setenv("MOTORHEAD_LONG_TERM_MEMORY", "true")
     monkeypatch.setenv("RECOLLECT_SUMMARY_MODEL", "mine")
     monkeypatch.setenv("MOTORHEAD_MODEL", "theirs")
     settings = load_settings()
     assert settings.openai_base_url == "http://new:8000/v1"
-    assert settings.long_term_memory is True
     assert settings.summary_model == "mine"
 
 

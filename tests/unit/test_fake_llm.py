@@ -214,8 +214,13 @@ def test_stop_releases_held_calls():
     assert len(errors) == 1 and server.chat_completed == 0
 
 
-def test_stop_without_start_does_not_block():
-    FakeLLM().stop()
+def test_stop_without_start_returns_at_once():
+    stopper = threading.Thread(target=FakeLLM().stop, daemon=True)
+    started = time.monotonic()
+    stopper.start()
+    stopper.join(timeout=2)
+    assert not stopper.is_alive(), "stop() blocked on a server that never started"
+    assert time.monotonic() - started < 2
 
 
 def test_bad_requests_and_control_get_400s(fake):

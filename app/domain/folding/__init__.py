@@ -1,0 +1,3 @@
+"""Summarization off the request path, exactly once across processes: the schedule (due
+set, claims, sweeper, pool: ``runner``, ``claims``, ``store``), one fold (lock → plan →
+summarize → commit: ``fold``) and the summarizers."""

@@ -1,0 +1,274 @@
+"""The fold schedule in one process: a bounded pool, the claims that feed it and a sweeper.
+
+* A POST whose window overflows marks the session due and, if this process's pool has
+  room, claims it and submits it here. On a single Redis node the append script does the
+  marking and claiming itself (``prepare_claim`` before it, ``start_claimed`` after: no
+  extra round trip); on Cluster, ``request_fold`` claims on its own. The POST never waits.
+* A sweeper thread claims sessions whose due time has come — folds that could not be
+  submitted, failed folds after their backoff, and folds orphaned by a killed worker once
+  their lease lapses — so nothing depends on another message arriving.
+* Each claimed session runs one ``Fold``; its outcome decides when the session is due again.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from app.domain.folding.claims import FoldClaim
+from app.domain.folding.fold import Fold, FoldObserver, FoldOutcome
+from app.domain.folding.store import FoldingStore
+from app.domain.keyspace import Keyspace
+from app.domain.memory.store import SessionStore
+from app.domain.memory.window import overflows
+from app.domain.tenancy.authentication import Principal
+
+log = logging.getLogger("recollect.jobs")
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    workers: int = 4
+    sweep_interval: float = 1.0
+    lease_seconds: float = 150.0
+    busy_retry: float = 1.0
+    conflict_retry: float = 0.05
+    sweep_batch: int = 32
+
+
+class FoldRunner:
+    def __init__(
+        self,
+        fold: Fold,
+        schedule: FoldingStore,
+        sessions: SessionStore,
+        principal_for: Callable[[str], Principal | None],
+        keyspace: Keyspace,
+        config: ScheduleConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        observer: FoldObserver | None = None,
+    ) -> None:
+        self._fold = fold
+        self._schedule = schedule
+        self._sessions = sessions
+        self._principal_for = principal_for
+        self._keys = keyspace
+        self.config = config
+        self._clock = clock
+        self._observer = observer or FoldObserver()
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(config.workers)
+        self._executor: ThreadPoolExecutor | None = None
+        self._sweeper: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._queued: set[str] = set()
+        # Queued or running here. A POST to a session whose fold is in flight in this
+        # process needs no claim round trip: the fold re-checks the window when it ends.
+        self._in_flight: set[str] = set()
+
+    @property
+    def summarizer(self):  # noqa: ANN201 - the fold's Summarizer
+        return self._fold.summarizer
+
+    def fold(self, tenant_id: str, session_id: str) -> tuple[str, float | None]:
+        """Run one fold now, in the caller's thread (outside the schedule)."""
+        return self._fold.run(tenant_id, session_id)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the pool and the sweeper in this process (idempotent)."""
+        if self._executor is not None or self._stopping.is_set():
+            return
+        with self._lock:
+            if self._executor is not None:
+                return
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.config.workers, thread_name_prefix="recollect-fold"
+            )
+            self._sweeper = threading.Thread(
+                target=self._sweep_forever, name="recollect-sweeper", daemon=True
+            )
+            self._sweeper.start()
+
+    @property
+    def started(self) -> bool:
+        return self._executor is not None
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Let running folds finish; queued ones go back to the due set at once."""
+        self._stopping.set()
+        executor = self._executor
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=True)
+        with self._lock:
+            pending = list(self._queued)
+            self._queued.clear()
+            self._in_flight.difference_update(pending)
+        if pending:
+            try:
+                self._schedule.mark_due(pending, self._clock())
+            except Exception:  # noqa: BLE001 - the claim lease will make them due anyway
+                log.warning("could not hand back %d queued folds", len(pending))
+        if self._sweeper is not None and wait:
+            self._sweeper.join(timeout=5)
+        close = getattr(self._fold.summarizer, "close", None)
+        if close is not None:
+            close()
+
+    # --- scheduling ----------------------------------------------------------------------
+
+    def request_fold(self, tenant_id: str, session_id: str) -> None:
+        """Mark a session due and, when this process has a free slot, start folding it."""
+        claim = self.prepare_claim(tenant_id, session_id)
+        if claim is not None and self._schedule.claim(claim):
+            self.start_claimed(claim)
+
+    def prepare_claim(self, tenant_id: str, session_id: str) -> FoldClaim | None:
+        """A claim to run (here or inside the append script); None when this process
+        already has the session's fold queued or running. It claims only while this
+        process has fold slots to spare; none is held meanwhile, so appends that do not
+        overflow never keep a fold from its slot, and an unused claim needs no undoing."""
+        self.start()
+        member = self._keys.due_member(tenant_id, session_id)
+        if member in self._in_flight:
+            return None
+        now = self._clock()
+        room = len(self._in_flight) < self.config.workers
+        return FoldClaim(member, now, now + self.config.lease_seconds, room)
+
+    def start_claimed(self, claim: FoldClaim) -> None:
+        """Start a fold the claim won; if the slots filled up meanwhile, hand the claim back
+        to the due set at once, for the next sweep here or in another process."""
+        if self._slots.acquire(blocking=False):
+            self._submit(claim.member)
+        else:
+            self._hand_back(claim.member)
+
+    def _hand_back(self, member: str) -> None:
+        try:
+            self._schedule.mark_due([member], self._clock())
+        except Exception as exc:  # noqa: BLE001 - the append that claimed it already succeeded
+            # Never fail the append for this: the lease lapses and a sweeper claims it then.
+            log.warning("could not hand a fold claim back: %s", getattr(exc, "cause", type(exc).__name__))
+
+    def _submit(self, member: str) -> None:
+        """Run a claimed member; the caller holds one slot, released when the job ends."""
+        executor = self._executor
+        if executor is None or self._stopping.is_set():
+            self._slots.release()
+            self._hand_back(member)
+            return
+        with self._lock:
+            self._queued.add(member)
+            self._in_flight.add(member)
+        self._observer.outcome("queued")
+        try:
+            # The fold runs in a copy of the submitting request's context, so its log lines
+            # carry that request's id and tenant.
+            executor.submit(contextvars.copy_context().run, self._run, member)
+        except RuntimeError:  # executor shut down between the check and the submit
+            with self._lock:
+                self._queued.discard(member)
+                self._in_flight.discard(member)
+            self._slots.release()
+            self._hand_back(member)
+
+    def _sweep_forever(self) -> None:
+        while not self._stopping.wait(self.config.sweep_interval):
+            try:
+                self.sweep()
+            except Exception as exc:  # noqa: BLE001 - a Redis outage must not kill the thread
+                log.warning("sweep failed: %s", type(exc).__name__)
+
+    def sweep(self) -> int:
+        """Claim as many due sessions as there are free slots; return how many started."""
+        slots = 0
+        while slots < self.config.sweep_batch and self._slots.acquire(blocking=False):
+            slots += 1
+        if not slots:
+            return 0
+        now = self._clock()
+        try:
+            members = self._schedule.claim_due(
+                now=now, lease_until=now + self.config.lease_seconds, count=slots
+            )
+        except BaseException:
+            for _ in range(slots):
+                self._slots.release()
+            raise
+        for _ in range(slots - len(members)):
+            self._slots.release()
+        for member in members:
+            self._submit(member)
+        return len(members)
+
+    def _run(self, member: str) -> None:
+        with self._lock:
+            if member not in self._queued:  # handed back by shutdown, which forgot it too
+                self._slots.release()
+                return
+            self._queued.discard(member)
+        self._observer.running(1)
+        try:
+            tenant_id, session_id = self._keys.parse_due_member(member)
+            try:
+                outcome = self._fold.run(tenant_id, session_id)
+            finally:
+                # Before the outcome is handled: its re-check of the window may fold again.
+                with self._lock:
+                    self._in_flight.discard(member)
+            self._after(member, tenant_id, session_id, outcome)
+        except Exception as exc:  # noqa: BLE001 - e.g. Redis down: retry after backoff
+            log.warning("fold crashed: %s", type(exc).__name__)
+            self._observer.outcome(FoldOutcome.FAILED)
+            self._reschedule(member, self._fold.timing.retry_base)
+        finally:
+            self._observer.running(-1)
+            self._slots.release()
+
+    def _after(self, member: str, tenant_id: str, session_id: str, outcome: tuple[str, float | None]) -> None:
+        status, retry_after = outcome
+        if status == FoldOutcome.DONE:
+            self._observer.outcome(status)
+            self._settle(member, tenant_id, session_id)
+        elif status in (FoldOutcome.NOTHING, FoldOutcome.GONE):
+            # Appends during this fold skipped their own request (it was in flight here),
+            # so the window is checked again rather than the due mark merely dropped.
+            self._settle(member, tenant_id, session_id)
+        elif status == FoldOutcome.BUSY:
+            self._observer.outcome(status)
+            self._reschedule(member, self.config.busy_retry)
+        elif status == FoldOutcome.DEFERRED:
+            self._observer.outcome(status)
+            self._reschedule(member, retry_after or self._fold.timing.budget_recheck)
+        elif status == FoldOutcome.CONFLICT:
+            self._observer.outcome(status)
+            self._reschedule(member, self.config.conflict_retry)
+        else:
+            self._observer.outcome(FoldOutcome.FAILED)
+            self._observer.outcome("retried")  # failed folds are always scheduled again
+            delay = retry_after if retry_after is not None else self._fold.timing.retry_base
+            self._reschedule(member, delay)
+
+    def _settle(self, member: str, tenant_id: str, session_id: str) -> None:
+        """After a fold: drop the due mark, or keep going if the window still overflows."""
+        self._schedule.drop(member)
+        principal = self._principal_for(tenant_id)
+        if principal is None:
+            return
+        length, window_tokens = self._sessions.window_stats(tenant_id, session_id)
+        policy = principal.policy
+        if overflows(
+            length, window_tokens, window_size=policy.window_size, window_tokens=policy.window_tokens
+        ):
+            self.request_fold(tenant_id, session_id)
+
+    def _reschedule(self, member: str, delay: float) -> None:
+        self._schedule.mark_due([member], self._clock() + delay)

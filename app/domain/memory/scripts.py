@@ -1,0 +1,139 @@
+"""Typed wrappers of the session scripts (the ``.lua`` files beside this module)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from app.domain.folding.claims import CLAIM_LIBRARY
+from app.domain.keyspace import SessionRedisKeys
+from app.domain.ratelimit.charge import CHARGE_LIBRARY, RateCharge, RateWindow
+from app.domain.redis_access import Script
+
+
+@dataclass(frozen=True, slots=True)
+class TenantWideKeys:
+    """Keys an append may also write on a single node (other slots on a cluster)."""
+
+    sessions_index: str
+    usage: str
+    due: str
+
+
+class AppendArgs(NamedTuple):
+    """append.lua's fixed arguments, in its order (a tuple: sent as it is)."""
+
+    now_ms: int
+    ttl_seconds: int
+    gen: str  # '' = the session must exist already (the tenant is at its session quota)
+    idempotency_digest: str  # '' = none
+    context: str
+    has_context: str  # '1' / '0'
+    tokens_sum: int
+    session_id: str
+    utc_day: str
+    claim_member: str  # '' = no fold claim in the script
+    claim_now: float
+    claim_lease_until: float
+    claim_has_slot: str
+    window_size: int
+    window_tokens: int | str  # '' = no token bound
+    limits: int  # how many rate limits the charge holds
+
+
+@dataclass(frozen=True, slots=True)
+class AppendReply:
+    first_id: int
+    last_id: int
+    window_length: int
+    created: bool
+    replayed: bool
+    window_tokens: int
+    refused: bool  # a new session, but the tenant is at its session quota
+    fold_claimed: bool
+    rate: RateWindow  # what the charge found (admitted when there was none)
+
+
+class AppendScript:
+    def __init__(self) -> None:
+        self._script = Script(__package__, "append.lua", libraries=[CHARGE_LIBRARY, CLAIM_LIBRARY])
+
+    def run(
+        self,
+        client: Any,
+        session: SessionRedisKeys,
+        tenant_wide: TenantWideKeys | None,
+        args: AppendArgs,
+        payloads: Sequence[bytes],
+        charge: RateCharge | None = None,
+    ) -> AppendReply:
+        keys = [session.window, session.meta, session.idempotency]
+        if tenant_wide is not None:
+            keys += [tenant_wide.sessions_index, tenant_wide.usage, tenant_wide.due]
+        if charge is not None:
+            keys += charge.keys
+        argv = [*args, *(charge.args if charge is not None else ()), *payloads]
+        reply = self._script.run(client, keys, argv)
+        first, last, length, created, replayed, tokens, refused, claimed, *rate = reply
+        return AppendReply(
+            int(first),
+            int(last),
+            int(length),
+            bool(created),
+            bool(replayed),
+            int(tokens),
+            bool(refused),
+            bool(claimed),
+            RateWindow.from_reply(rate),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FoldCommit:
+    """commit_fold.lua's arguments: what the fold saw and what it produced."""
+
+    lock_token: str
+    gen: str
+    expected_watermark: int
+    tokens_spent: int
+    summary: str | None  # None: keep the previous summary
+    folded_tokens: int
+    folded_ids: Sequence[int]
+
+
+class CommitFoldScript:
+    def __init__(self) -> None:
+        self._script = Script(__package__, "commit_fold.lua")
+
+    def run(self, client: Any, session: SessionRedisKeys, commit: FoldCommit) -> str:
+        """``"ok"``, or why it refused: ``lock``, ``gone``, ``moved``, ``changed``."""
+        args = [
+            commit.lock_token,
+            commit.gen,
+            commit.expected_watermark,
+            commit.tokens_spent,
+            "1" if commit.summary is None else "0",
+            commit.summary or "",
+            commit.folded_tokens,
+            *commit.folded_ids,
+        ]
+        result = self._script.run(client, [session.window, session.meta, session.lock], args)
+        return "ok" if result == 1 else result.decode()
+
+
+class DeleteMessageScript:
+    def __init__(self) -> None:
+        self._script = Script(__package__, "delete_message.lua")
+
+    def run(self, client: Any, session: SessionRedisKeys, message_id: int) -> bool:
+        """True when the message was in the window (and is gone now)."""
+        return self._script.run(client, [session.window, session.meta], [message_id]) is not None
+
+
+class AddTokensScript:
+    def __init__(self) -> None:
+        self._script = Script(__package__, "add_tokens.lua")
+
+    def run(self, client: Any, session: SessionRedisKeys, *, gen: str, tokens: int) -> None:
+        self._script.run(client, [session.meta], [gen, tokens])

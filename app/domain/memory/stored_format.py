@@ -1,0 +1,63 @@
+"""How a message is stored in a session's window, and how it is read back as the API's JSON.
+
+Each window element is the message's API representation as compact JSON with one-letter
+keys, ``{"id":<n>,"r":…,"c":…,"t":…,"n":…[,"metadata":…]}`` (28 bytes a message less
+than the API's names). The append script writes the ``{"id":<n>,`` head; reads restore the
+API's names by replacing bytes, without parsing, and scripts find the id with one pattern
+match. Elements written before the short keys (``"role"`` after the id) pass through as
+they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    role: str
+    content: str
+    metadata: dict[str, Any] | None
+    token_count: int
+
+
+def stored_payload(message: NewMessage, created_at: str) -> bytes:
+    """The element without its leading ``{``: the append script prepends ``{"id":<n>,``."""
+    body: dict[str, Any] = {
+        "r": message.role,
+        "c": message.content,
+        "t": created_at,
+        "n": message.token_count,
+    }
+    if message.metadata:
+        body["metadata"] = message.metadata
+    return orjson.dumps(body)[1:]
+
+
+# Short stored key → the API's, each with the bytes around it that only a key can have: a
+# string value holds a quote only escaped, so before any metadata (always last) the first
+# match of each is the key itself.
+_API_KEYS = (
+    (b',"r":"', b',"role":"'),
+    (b',"c":"', b',"content":"'),
+    (b',"t":"', b',"created_at":"'),
+    (b',"n":', b',"token_count":'),
+)
+
+
+def api_message(stored: bytes) -> bytes:
+    """A stored window element as the API's JSON."""
+    comma = stored.find(b",")
+    if not stored.startswith(b'"r":"', comma + 1):
+        return stored
+    for short, name in _API_KEYS:
+        stored = stored.replace(short, name, 1)
+    return stored
+
+
+def id_prefix(message_id: int) -> bytes:
+    """The bytes every stored form of message ``message_id`` starts with."""
+    return b'{"id":%d,' % message_id
