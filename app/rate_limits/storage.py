@@ -3,7 +3,7 @@
 flask-limiter counts a request in ``before_request`` (the sliding-window-counter strategy
 runs one Lua script that may acquire) and then, in ``after_request``, reads the same window
 again with a second script only to fill ``X-RateLimit-Remaining``/``-Reset``: two round trips
-and two script runs per request, about a third of the limiter's cost in a worker's profile.
+and two script runs per request.
 
 This storage's acquire script returns the window it just looked at (after its own
 increment), and the header read that follows in the same thread for the same key is served

@@ -1,7 +1,7 @@
 """Rate limits charged inside the store's round trip on the memory append and read routes.
 
 On a single Redis node those two routes charge the tenant's limits in the request's own
-script or pipeline (app/limits.py, InlineRateLimits); every other route is charged by
+script or pipeline (@charged_in_store, app/rate_limits/in_store.py); every other route is charged by
 flask-limiter's hook. The tenant sees one budget, flask-limiter's headers and its 429,
 whichever path a request took. On Redis Cluster both routes go through the hook, so these
 behaviours are checked there too (only the round-trip count is single-node).
