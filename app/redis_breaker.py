@@ -3,11 +3,12 @@
 A request touches Redis several times (authentication on a cache miss, the rate limiter,
 the store, the limiter's headers). When Redis *hangs* — a stalled fsync, a fork on a large
 dataset, a paused VM — every one of those calls would wait out its own socket timeout, and
-redis-py's retry would double each wait (docs/benchmarks.md, the chaos run). So the first call that proves Redis unreachable opens the breaker, and for
-``open_seconds`` every other call in this process (the rest of the same request, every
-other request thread, the limiter's client, the summarizer) fails at once with
-:class:`RedisUnavailable`, which the stores raise as ``StoreUnavailable``: the usual 503
-with ``Retry-After``. After that window the next call simply tries again (half-open): no
+redis-py's retry would double each wait (docs/benchmarks.md, the chaos run). So the first
+call that proves Redis unreachable opens the breaker, and for ``open_seconds`` every other
+call in this process (the rest of the same request, every other request thread, the
+limiter's client, the summarizer) fails at once with :class:`RedisUnavailable`, which the
+stores raise as ``StoreUnavailable``: the usual 503 with ``Retry-After``. After that window
+the next call simply tries again (half-open): no
 background probing, no state beyond one timestamp.
 
 What proves Redis unreachable: a failed connect (refused, or timed out), a timeout on an

@@ -43,15 +43,24 @@ class AppendArgs(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class AppendReply:
+class AppendResult:
     first_id: int
     last_id: int
     window_length: int
     created: bool
     replayed: bool
     window_tokens: int
-    refused: bool  # a new session, but the tenant is at its session quota
-    fold_claimed: bool
+    refused: bool = False  # a new session, but the tenant is at its session quota
+    fold_claimed: bool | None = None  # None: no fold claim was attempted in the script
+
+    @property
+    def ids(self) -> list[int]:
+        return list(range(self.first_id, self.last_id + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class AppendReply:
+    result: AppendResult
     rate: RateWindow  # what the charge found (admitted when there was none)
 
 
@@ -76,7 +85,7 @@ class AppendScript:
         argv = [*args, *(charge.args if charge is not None else ()), *payloads]
         reply = self._script.run(client, keys, argv)
         first, last, length, created, replayed, tokens, refused, claimed, *rate = reply
-        return AppendReply(
+        result = AppendResult(
             int(first),
             int(last),
             int(length),
@@ -84,9 +93,9 @@ class AppendScript:
             bool(replayed),
             int(tokens),
             bool(refused),
-            bool(claimed),
-            RateWindow.from_reply(rate),
+            bool(claimed) if args.claim_member else None,
         )
+        return AppendReply(result, RateWindow.from_reply(rate))
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from app.domain.keyspace import Keyspace
 from app.domain.memory.scripts import (
     AddTokensScript,
     AppendArgs,
+    AppendResult,
     AppendScript,
     CommitFoldScript,
     DeleteMessageScript,
@@ -45,22 +46,6 @@ from app.domain.ratelimit.riding import take_ride
 from app.domain.redis_access import is_cluster, translates_outages
 
 IDEMPOTENCY_SECONDS = 24 * 3600
-
-
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    first_id: int
-    last_id: int
-    window_length: int
-    created: bool
-    replayed: bool
-    window_tokens: int
-    refused: bool = False  # a new session, but the tenant is at its session quota
-    fold_claimed: bool | None = None  # None: no fold claim was attempted in the script
-
-    @property
-    def ids(self) -> list[int]:
-        return list(range(self.first_id, self.last_id + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +141,8 @@ class SessionStore:
         reply = self._append.run(self._redis, keys, tenant_wide, args, payloads, charge)
         if ride is not None:
             ride.record(reply.rate)  # raises RateLimited when refused: nothing was written
-        if self._cluster and not (reply.replayed or reply.refused):
+        result = reply.result
+        if self._cluster and not (result.replayed or result.refused):
             # The tenant-wide keys live in other slots: a second round trip.
             index, usage = self._keys.sessions_index(tenant_id), self._keys.usage(tenant_id)
             pipe = self._redis.pipeline(transaction=False)
@@ -165,16 +151,7 @@ class SessionStore:
                 pipe.hincrby(usage, "messages", len(messages))
                 pipe.hincrby(usage, f"messages:{utc_day(now)}", len(messages))
             pipe.execute()
-        return AppendResult(
-            reply.first_id,
-            reply.last_id,
-            reply.window_length,
-            reply.created,
-            reply.replayed,
-            reply.window_tokens,
-            reply.refused,
-            reply.fold_claimed if fold_claim is not None else None,
-        )
+        return result
 
     def delete_session(self, tenant_id: str, session_id: str) -> None:
         keys = self._keys.session(tenant_id, session_id)
