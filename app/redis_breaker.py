@@ -8,8 +8,8 @@ call that proves Redis unreachable opens the breaker, and for ``open_seconds`` e
 call in this process (the rest of the same request, every other request thread, the
 limiter's client, the summarizer) fails at once with :class:`RedisUnavailable`, which the
 stores raise as ``StoreUnavailable``: the usual 503 with ``Retry-After``. After that window
-the next call simply tries again (half-open): no
-background probing, no state beyond one timestamp.
+the next call simply tries again (half-open): no background probing, no state beyond one
+timestamp.
 
 What proves Redis unreachable: a failed connect (refused, or timed out), a timeout on an
 established connection, and ``LOADING`` after a restart. What does not: a reset on an
