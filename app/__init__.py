@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
-import re
-import time
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app
 
-from app import metrics
 from config import Settings, load_settings
 from config.logging import configure as configure_logging
-from config.logging import log_context
 
 log = logging.getLogger("recollect")
-
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 # MotorHead's routes are also served under the prefixes its clients use: n8n appends
 # "/motorhead" to its host, and the hosted API lived at "/v1/motorhead" (bodies there are
@@ -26,7 +19,7 @@ COMPAT_PREFIXES = {"motorhead": "/motorhead", "motorhead_v1": "/v1/motorhead"}
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Wire the app; build no socket and no thread (those come per process, after fork)."""
-    from app import account, admin, auth, cli, docs, health, memory, proxy, rate_limits, sessions
+    from app import account, admin, auth, cli, docs, health, memory, proxy, rate_limits, request_log, sessions
     from app.errors import register_error_handlers
     from app.extensions import Resources
 
@@ -40,14 +33,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["recollect"] = Resources(settings)
     _configure_logging(settings)
 
-    app.before_request(_assign_request_id)
+    app.before_request(request_log.assign_request_id)
     app.before_request(_start_background_work)
     # Authentication first: the limiter's own before_request hook, registered next, keys
     # its counters by the tenant that authentication found.
     auth.init_app(app)
     if settings.rate_limits_enabled:
         rate_limits.init_app(app, settings, exempt=[health.bp, health.metrics_bp, admin.bp, docs.bp])
-    app.after_request(_finish_request)
+    # Registered last, so it runs first: the request line and metrics see the final status.
+    app.after_request(request_log.finish_request)
     register_error_handlers(app)
 
     app.register_blueprint(health.bp)
@@ -89,15 +83,6 @@ def _configure_logging(settings: Settings) -> None:
     logging.getLogger("recollect").setLevel(settings.log_level)
 
 
-def _assign_request_id() -> None:
-    g.started = time.perf_counter()
-    incoming = request.headers.get("X-Request-ID")
-    # 32 random hex digits, as uuid4().hex but without building a UUID object.
-    g.request_id = incoming if incoming and _REQUEST_ID_RE.match(incoming) else os.urandom(16).hex()
-    # A fresh context per request: gunicorn's threads serve many requests each.
-    log_context.set({"request_id": g.request_id})
-
-
 def _start_background_work() -> None:
     """Start this process's fold pool and sweeper on its first request (after any fork);
     gunicorn's ``post_fork`` hook starts it earlier in production."""
@@ -105,36 +90,6 @@ def _start_background_work() -> None:
     runner = resources.runner
     if not runner.started:
         runner.start()
-
-
-def _finish_request(response: Response) -> Response:
-    request_id = g.get("request_id")
-    if request_id is None:  # failed before the first hook (e.g. routing)
-        _assign_request_id()
-        request_id = g.request_id
-    response.headers["X-Request-ID"] = request_id
-    # The route template, never the path: session ids may be personal data.
-    route = request.url_rule.rule if request.url_rule else "-"
-    seconds = time.perf_counter() - g.get("started", time.perf_counter())
-    metrics.REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-    metrics.REQUEST_SECONDS.labels(route, request.method).observe(seconds)
-    if log.isEnabledFor(logging.INFO):
-        principal = g.get("principal")
-        fields = {
-            "method": request.method,
-            "route": route,
-            "status": response.status_code,
-            "ms": round(seconds * 1000, 1),
-            "tenant_id": principal.tenant_id if principal else None,
-            "key_id": principal.key_id if principal else None,
-            "request_id": request_id,
-        }
-        log.info(
-            "request method=%s route=%s status=%d ms=%.1f tenant=%s key=%s request_id=%s",
-            *(fields[k] if fields[k] is not None else "-" for k in fields),
-            extra=fields,
-        )
-    return response
 
 
 def _wrap_in_data(response: Response) -> Response:

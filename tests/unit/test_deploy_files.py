@@ -143,10 +143,10 @@ def test_timeouts_nest_nginx_above_gunicorn():
 
 
 def test_request_ids_nginx_keeps_are_those_the_app_keeps():
-    from app import _REQUEST_ID_RE
+    from app.request_log import REQUEST_ID_RE
 
     pattern = re.search(r'"~(\^\[A-Za-z0-9._:-\]\{1,128\}\$)"', TEMPLATE).group(1)
-    assert pattern == _REQUEST_ID_RE.pattern
+    assert pattern == REQUEST_ID_RE.pattern
 
 
 # --- docker-compose.yml and the Dockerfile -----------------------------------------------
