@@ -60,7 +60,8 @@ class FoldTiming:
 
 def backoff(failures: int, retry_after: float | None, timing: FoldTiming, rng: random.Random) -> float:
     """Exponential backoff with equal jitter, never shorter than the server asked."""
-    ceiling = min(timing.retry_max, timing.retry_base * 2 ** max(0, failures - 1))
+    # The exponent is capped: past a thousand failures 2.0 ** n overflows a float.
+    ceiling = min(timing.retry_max, timing.retry_base * 2 ** min(max(0, failures - 1), 64))
     delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
     return max(delay, retry_after or 0.0)
 
