@@ -37,6 +37,7 @@ def _policy_options(func):
         click.option("--summary-model"),
         click.option("--summary-prompt"),
         click.option("--summary-token-budget-daily", type=int),
+        click.option("--long-term-memory/--no-long-term-memory", "long_term_memory", default=None),
     ]
     for option in reversed(options):
         func = option(func)

@@ -41,6 +41,7 @@ _HTTP_CODES = {
     503: "unavailable",
 }
 
+
 def error_response(status: int, code: str, message: str) -> Response:
     response = json_response({"error": {"code": code, "message": message}}, status)
     if status == 401:

@@ -49,6 +49,7 @@ def policy_defaults(settings: Settings) -> PolicyDefaults:
         summary_model=settings.summary_model,
         summary_prompt=None,
         summary_token_budget_daily=0,
+        long_term_memory=settings.long_term_memory,
     )
 
 
@@ -246,4 +247,3 @@ class Resources:
             pool = getattr(self._redis, "connection_pool", None)  # a cluster client has none
             if pool is not None:
                 pool.disconnect()
-

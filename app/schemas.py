@@ -5,9 +5,26 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from app.domain.tenancy.policy import Policy
+
+
+class ToolFunction(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    name: str = Field(min_length=1, max_length=256)
+    arguments: str = ""
+
+
+class ToolCall(BaseModel):
+    """OpenAI's ``tool_calls`` item on an assistant message."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    id: str = Field(min_length=1, max_length=256)
+    type: str = "function"
+    function: ToolFunction
 
 
 class MessageIn(BaseModel):
@@ -15,8 +32,20 @@ class MessageIn(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
     role: str = Field(min_length=1, max_length=256)
-    content: str
+    content: str | None = Field(None, description="required unless the message has tool_calls")
     metadata: dict[str, Any] | None = None
+    name: str | None = Field(None, min_length=1, max_length=256)
+    tool_call_id: str | None = Field(None, min_length=1, max_length=256)
+    tool_calls: list[ToolCall] | None = Field(None, max_length=128)
+
+    @model_validator(mode="after")
+    def _has_content(self) -> MessageIn:
+        if self.content is None and not self.tool_calls:
+            raise ValueError("content is required (it may be null only with tool_calls)")
+        return self
+
+    def tool_calls_json(self) -> list[dict[str, Any]] | None:
+        return [call.model_dump() for call in self.tool_calls] if self.tool_calls is not None else None
 
     @field_validator("metadata")
     @classmethod
@@ -47,10 +76,36 @@ class SessionsQuery(BaseModel):
     namespace: str | None = None
 
 
+SearchMode = Literal["auto", "keyword", "vector", "hybrid"]
+
+
 class RetrievalIn(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
-    text: str = Field(min_length=1)
+    text: str = Field(min_length=1, max_length=8192)
+    k: int = Field(10, ge=1, le=50)
+    mode: SearchMode = "auto"
+
+
+class SearchIn(RetrievalIn):
+    session_ids: list[str] | None = Field(None, min_length=1, max_length=100)
+    metadata: dict[str, Any] | None = Field(None, max_length=16)
+
+
+class HistoryQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    before: int | None = Field(None, ge=1)
+    limit: int = Field(50, ge=1, le=100)
+
+
+class ContextQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1, max_length=200)
+    max_tokens: int = Field(ge=1, le=10_000_000)
+    query: str | None = Field(None, min_length=1, max_length=8192)
+    k: int = Field(5, ge=1, le=50)
 
 
 class TenantCreate(Policy):
@@ -84,6 +139,9 @@ class MessageOut(BaseModel):
     created_at: str = Field(description="UTC, ISO 8601 with milliseconds")
     token_count: int
     metadata: dict[str, Any] | None = Field(None, description="present only when set")
+    name: str | None = Field(None, description="present only when set")
+    tool_call_id: str | None = Field(None, description="present only when set")
+    tool_calls: list[dict[str, Any]] | None = Field(None, description="present only when set")
 
 
 class MemoryOut(BaseModel):
@@ -91,6 +149,7 @@ class MemoryOut(BaseModel):
     context: str | None = Field(description="the running summary of older messages; never 'NONE'")
     tokens: int = Field(description="LLM tokens spent summarizing this session")
     pending_summary: int = Field(description="stored messages in neither messages nor context yet")
+    pending_index: int = Field(description="messages not yet searchable (0 without long-term memory)")
 
 
 class AppendOut(BaseModel):
@@ -118,11 +177,43 @@ class SessionListOut(RootModel[list[str]]):
 class RetrievalHit(BaseModel):
     role: str
     content: str
-    dist: float
+    dist: float = Field(description="0 = identical; smaller is closer")
+    id: int
+    created_at: str
+    metadata: dict[str, Any] | None = Field(None, description="present only when set")
 
 
 class RetrievalOut(RootModel[list[RetrievalHit]]):
-    """At most 10 hits, closest first."""
+    """At most ``k`` hits, closest first."""
+
+
+class SearchHit(RetrievalHit):
+    session_id: str
+
+
+class SearchOut(RootModel[list[SearchHit]]):
+    """At most ``k`` hits across the caller's sessions, closest first."""
+
+
+class HistoryOut(BaseModel):
+    messages: list[MessageOut] = Field(description="newest first")
+    next_before: int | None = Field(description="pass as `before` for the next page; null at the start")
+
+
+class ContextMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class ContextOut(BaseModel):
+    messages: list[ContextMessage] = Field(description="OpenAI chat format, oldest first")
+    tokens: int = Field(description="counted as OpenAI's cookbook counts chat messages")
+    model: str
+    encoding: str
+    omitted: int = Field(description="window messages left out to fit max_tokens")
 
 
 class KeyCurrentOut(BaseModel):

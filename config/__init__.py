@@ -95,6 +95,25 @@ class Settings(BaseSettings):
         60.0, gt=0, le=3600, validation_alias=_env("RECOLLECT_BUDGET_RECHECK_SECONDS")
     )
 
+    # --- long-term memory ----------------------------------------------------------------
+    long_term_memory: bool = Field(
+        True, validation_alias=_env("RECOLLECT_LONG_TERM_MEMORY", "MOTORHEAD_LONG_TERM_MEMORY")
+    )
+    embedding_model: str | None = Field(
+        None, min_length=1, max_length=200, validation_alias=_env("RECOLLECT_EMBEDDING_MODEL")
+    )
+    embedding_dimensions: int | None = Field(
+        None, ge=2, le=8192, validation_alias=_env("RECOLLECT_EMBEDDING_DIMENSIONS")
+    )
+    index_workers: int = Field(2, ge=1, le=64, validation_alias=_env("RECOLLECT_INDEX_WORKERS"))
+    index_sweep_interval_seconds: float = Field(
+        0.25, gt=0, le=600, validation_alias=_env("RECOLLECT_INDEX_SWEEP_INTERVAL_SECONDS")
+    )
+    # Exact vector search reads every vector of the searched sessions into the worker.
+    exact_vector_limit: int = Field(
+        20_000, ge=100, le=1_000_000, validation_alias=_env("RECOLLECT_EXACT_VECTOR_LIMIT")
+    )
+
     # --- LLM ---------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL", "OPENAI_API_BASE"))
@@ -160,6 +179,15 @@ class Settings(BaseSettings):
                 self.azure_deployment_id,
                 self.azure_deployment_id_ada,
             )
+        )
+
+    @property
+    def embeddings_configured(self) -> bool:
+        """Vector search is on: a model, and an endpoint to reach it."""
+        if self.azure_configured and self.azure_deployment_id_ada:
+            return True
+        return self.embedding_model is not None and (
+            self.openai_api_key is not None or self.openai_base_url is not None
         )
 
     @property

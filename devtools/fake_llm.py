@@ -120,9 +120,7 @@ def message_text(content: Any) -> str:
         return content
     if isinstance(content, list):
         return "".join(
-            part["text"]
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
+            part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
         )
     return ""
 
@@ -213,8 +211,12 @@ class FakeLLM:
         self._calls_changed = threading.Condition(self._lock)
         self._rng = random.Random(seed)
         self.configure(
-            latency=latency, fail_rate=fail_rate, fail_status=fail_status, retry_after=retry_after,
-            hang_rate=hang_rate, hang_seconds=hang_seconds,
+            latency=latency,
+            fail_rate=fail_rate,
+            fail_status=fail_status,
+            retry_after=retry_after,
+            hang_rate=hang_rate,
+            hang_seconds=hang_seconds,
         )
         # Set = open. Held calls and hangs wait on events so stop() can wake them all.
         self._gate = threading.Event()
@@ -400,25 +402,29 @@ class FakeLLM:
             self.chat_completed += 1
             self.total_prompt_tokens += prompt_tokens
             self.total_completion_tokens += completion_tokens
-        return 200, {
-            "id": f"chatcmpl-fake-{number}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": finish_reason,
-                }
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
+        return (
+            200,
+            {
+                "id": f"chatcmpl-fake-{number}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": finish_reason,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
             },
-        }, {}
+            {},
+        )
 
     def handle_embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         texts = _embedding_inputs(body.get("input"))
@@ -550,9 +556,16 @@ def main(argv: list[str] | None = None) -> int:
     tokens.warm_up()  # so the first request is not slower than the rest
     try:
         fake = FakeLLM(
-            args.host, args.port, latency=args.latency, fail_rate=args.fail_rate,
-            fail_status=args.fail_status, retry_after=args.retry_after, hang_rate=args.hang_rate,
-            hang_seconds=args.hang_seconds, seed=args.seed, verbose=args.verbose,
+            args.host,
+            args.port,
+            latency=args.latency,
+            fail_rate=args.fail_rate,
+            fail_status=args.fail_status,
+            retry_after=args.retry_after,
+            hang_rate=args.hang_rate,
+            hang_seconds=args.hang_seconds,
+            seed=args.seed,
+            verbose=args.verbose,
         )
     except (ValueError, OSError) as exc:  # a bad setting, or the port is taken
         parser.error(str(exc))

@@ -35,9 +35,9 @@ def main() -> int:
         f"Try:\n    export KEY={key.api_key}\n"
         f"    curl -s -X POST http://{host}:{settings.port}/sessions/demo/memory "
         "-H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' "
-        "-d '{\"messages\":[{\"role\":\"Human\",\"content\":\"hello\"}]}'\n"
+        '-d \'{"messages":[{"role":"Human","content":"hello"}]}\'\n'
         f"    curl -s http://{host}:{settings.port}/sessions/demo/memory "
-        "-H \"Authorization: Bearer $KEY\"\n",
+        '-H "Authorization: Bearer $KEY"\n',
         flush=True,
     )
     app.run(host=host, port=settings.port, threaded=True, use_reloader=False)

@@ -5,10 +5,14 @@ Layout (``rc`` is the configurable product prefix):
 * ``rc:tenants`` — set of tenant ids; ``rc:tenant:<tid>`` — tenant record (hash);
   ``rc:tenant:<tid>:keys`` — the tenant's API key ids; ``rc:key:<key_id>`` — one API key (hash).
 * ``rc:{<tid>:<sid>}:w|m|i|l`` — one session: window (list), meta (hash), idempotency
-  records (hash), summarization lock (string). The braces are a Redis Cluster hash tag, so
-  every key of a session lives in one slot and the session's scripts stay single-slot.
+  records (hash), summarization lock (string); with long-term memory also ``:a`` the
+  archive of folded messages (sorted set by id), ``:x`` keyword postings (hash), ``:d``
+  indexed documents (hash), ``:v`` embeddings (hash) and ``:k`` the index lock (string).
+  The braces are a Redis Cluster hash tag, so every key of a session lives in one slot and
+  the session's scripts stay single-slot.
 * ``rc:{<tid>}:sessions|usage`` — tenant-wide keys, in the tenant's own hash tag.
-* ``rc:due`` — sorted set of sessions awaiting summarization, scored by due time.
+* ``rc:due`` — sorted set of sessions awaiting summarization, scored by due time;
+  ``rc:due:index`` — the same for sessions with messages awaiting indexing.
 
 Session ids are percent-encoded (everything but ``A-Za-z0-9._~-``), which is injective and
 leaves no ``{``, ``}``, ``:`` or ``*`` in the encoded form, so no id can reach another
@@ -39,10 +43,30 @@ class SessionRedisKeys:
     meta: str
     idempotency: str
     lock: str
+    archive: str
+    postings: str
+    documents: str
+    vectors: str
+    index_lock: str
 
     @property
-    def all(self) -> tuple[str, str, str, str]:
-        return (self.window, self.meta, self.idempotency, self.lock)
+    def all(self) -> tuple[str, ...]:
+        return (
+            self.window,
+            self.meta,
+            self.idempotency,
+            self.lock,
+            self.archive,
+            self.postings,
+            self.documents,
+            self.vectors,
+            self.index_lock,
+        )
+
+    @property
+    def long_lived(self) -> tuple[str, ...]:
+        """The keys that live as long as the session (its TTL is set on all of them)."""
+        return (self.window, self.meta, self.archive, self.postings, self.documents, self.vectors)
 
 
 class Keyspace:
@@ -50,6 +74,7 @@ class Keyspace:
         self.prefix = prefix
         self.tenants = f"{prefix}:tenants"
         self.due = f"{prefix}:due"
+        self.index_due = f"{prefix}:due:index"
 
     def tenant(self, tenant_id: str) -> str:
         return f"{self.prefix}:tenant:{tenant_id}"
@@ -62,7 +87,9 @@ class Keyspace:
 
     def session(self, tenant_id: str, session_id: str) -> SessionRedisKeys:
         tag = f"{self.prefix}:{{{tenant_id}:{encode_session_id(session_id)}}}"
-        return SessionRedisKeys(f"{tag}:w", f"{tag}:m", f"{tag}:i", f"{tag}:l")
+        return SessionRedisKeys(
+            *(f"{tag}:{suffix}" for suffix in ("w", "m", "i", "l", "a", "x", "d", "v", "k"))
+        )
 
     def sessions_index(self, tenant_id: str) -> str:
         return f"{self.prefix}:{{{tenant_id}}}:sessions"

@@ -82,9 +82,7 @@ def _translating(method: F) -> F:
         try:
             return method(*args, **kwargs)
         except REDIS_UNAVAILABLE as exc:
-            raise StoreUnavailable(
-                "storage is unavailable, retry shortly", cause=type(exc).__name__
-            ) from exc
+            raise StoreUnavailable("storage is unavailable, retry shortly", cause=type(exc).__name__) from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -8,11 +8,13 @@ from werkzeug.routing import PathConverter
 
 from app.domain.errors import InvalidRequest
 from app.extensions import Resources
-from app.http import json_response, parse_json_body, raw_json_response
+from app.http import json_response, parse_json_body, parse_query, raw_json_response
 from app.openapi import documented
 from app.rate_limits import charged_in_store
 from app.schemas import (
     AppendOut,
+    HistoryOut,
+    HistoryQuery,
     MemoryIn,
     MemoryOut,
     MessageOut,
@@ -85,7 +87,8 @@ def read_memory(session_id: str) -> Response:
             b",".join(view.messages_json),
             b'],"context":',
             orjson.dumps(view.context),
-            b',"tokens":%d,"pending_summary":%d}' % (view.tokens, memory.pending_summary),
+            b',"tokens":%d,"pending_summary":%d,"pending_index":%d}'
+            % (view.tokens, memory.pending_summary, memory.pending_index),
         )
     )
     return raw_json_response(body)
@@ -98,14 +101,44 @@ def delete_memory(session_id: str) -> Response:
     return json_response({"status": "Ok"})
 
 
+@bp.get("/sessions/<sid:session_id>/messages")
+@documented(
+    "The whole history, window and archive, newest first, paged backwards",
+    tag="memory",
+    ok=(200, HistoryOut),
+    errors=(400,),
+    query=HistoryQuery,
+)
+def read_history(session_id: str) -> Response:
+    query = parse_query(HistoryQuery)
+    page = _resources().memory.history(g.principal, session_id, before=query.before, limit=query.limit)
+    body = b"".join(
+        (
+            b'{"messages":[',
+            b",".join(page.messages_json),
+            b'],"next_before":',
+            orjson.dumps(page.next_before),
+            b"}",
+        )
+    )
+    return raw_json_response(body)
+
+
 @bp.get("/sessions/<sid:session_id>/messages/<int:message_id>")
-@documented("Read one message still in the window", tag="memory", ok=(200, MessageOut), errors=(400, 404))
+@documented(
+    "Read one message, from the window or the archive", tag="memory", ok=(200, MessageOut), errors=(400, 404)
+)
 def read_message(session_id: str, message_id: int) -> Response:
     return raw_json_response(_resources().memory.get_message(g.principal, session_id, message_id))
 
 
 @bp.delete("/sessions/<sid:session_id>/messages/<int:message_id>")
-@documented("Remove one message from the window", tag="memory", ok=(200, StatusOut), errors=(400, 404))
+@documented(
+    "Remove one message from the window or the archive, and from search",
+    tag="memory",
+    ok=(200, StatusOut),
+    errors=(400, 404),
+)
 def delete_message(session_id: str, message_id: int) -> Response:
     _resources().memory.delete_message(g.principal, session_id, message_id)
     return json_response({"status": "Ok"})

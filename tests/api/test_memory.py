@@ -65,7 +65,13 @@ def test_context_replaces_the_summary_and_empty_messages_are_valid(client, tenan
         "message_ids": [],
     }
     body = client.get("/sessions/s1/memory", headers=tenant.headers).json
-    assert body == {"messages": [], "context": "seeded summary", "tokens": 0, "pending_summary": 0}
+    assert body == {
+        "messages": [],
+        "context": "seeded summary",
+        "tokens": 0,
+        "pending_summary": 0,
+        "pending_index": 0,
+    }
     post(client, tenant, "s1", pair(0), context="replaced")
     assert client.get("/sessions/s1/memory", headers=tenant.headers).json["context"] == "replaced"
 
@@ -73,7 +79,13 @@ def test_context_replaces_the_summary_and_empty_messages_are_valid(client, tenan
 def test_missing_session_reads_as_empty(client, tenant):
     response = client.get("/sessions/never-written/memory", headers=tenant.headers)
     assert response.status_code == 200
-    assert response.json == {"messages": [], "context": None, "tokens": 0, "pending_summary": 0}
+    assert response.json == {
+        "messages": [],
+        "context": None,
+        "tokens": 0,
+        "pending_summary": 0,
+        "pending_index": 0,
+    }
 
 
 def test_get_returns_only_the_newest_window_size_messages(make_app, make_tenant):
@@ -251,7 +263,7 @@ def test_an_append_survives_redis_forgetting_its_scripts(client, tenant, redis_c
 TRICKY = {
     "role": 'user "r"',
     "content": 'text with ,"c":" and ,"n":5 and ,"t":" inside',
-    "metadata": {"r": "x", "c": {"n": 1}, "t": [",\"r\":\""], "n": 2},
+    "metadata": {"r": "x", "c": {"n": 1}, "t": [',"r":"'], "n": 2},
 }
 
 

@@ -181,7 +181,7 @@ def test_delete_during_a_held_llm_call_does_not_resurrect_the_session(
     assert wait_until(lambda: fake_llm.chat_completed >= 1)
     time.sleep(0.3)
     body = memory(client, tenant, "s1")
-    assert body == {"messages": [], "context": None, "tokens": 0, "pending_summary": 0}
+    assert body == {"messages": [], "context": None, "tokens": 0, "pending_summary": 0, "pending_index": 0}
     assert client.get("/sessions", headers=tenant.headers).json == []
     assert not [k for k in redis_client.scan_iter(match="*s1*")]
 

@@ -170,6 +170,7 @@ class Fold:
                 summary=result.summary,
                 folded_tokens=plan.tokens,
                 folded_ids=plan.ids,
+                archive=policy.long_term_memory,
             ),
         )
         log.info(

@@ -1,15 +1,18 @@
 -- Append messages to a session's window (and optionally replace its summary), atomically.
 -- Needs charge_limits (ratelimit/charge_limits.lua) and claim_fold (folding/claim_fold.lua).
 --
--- KEYS: window, meta, idempotency; on a single node also the tenant's session index, its
---       usage hash, the due set, then the rate charge's keys (two per limit).
+-- KEYS: window, meta, idempotency, then the keys that share the session's TTL (archive,
+--       postings, documents, vectors); on a single node also the tenant's session index,
+--       its usage hash, the fold due set, the index due set, then the rate charge's keys
+--       (two per limit).
 -- ARGV: see AppendArgs in scripts.py, in that order; then the charge's numbers (three per
 --       limit), then one stored payload per message (its JSON without the leading '{').
 -- Returns {first, last, window length, created, replayed, window tokens, refused, claimed,
 --          then the rate window (see charge_limits)}.
 -- A request the rate limits refuse changes nothing but their counters.
 local window, meta, idem = KEYS[1], KEYS[2], KEYS[3]
-local index, usage, due = KEYS[4], KEYS[5], KEYS[6]
+local lasting = {KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6], KEYS[7]}
+local index, usage, due, index_due = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local gen = ARGV[3]                       -- '': only an existing session may be appended to
 local idem_digest = ARGV[4]               -- '': no Idempotency-Key
@@ -20,11 +23,13 @@ local claim_member = ARGV[10]             -- '': no fold claim in this script
 local claim_now, lease_until, has_slot = ARGV[11], ARGV[12], ARGV[13]
 local window_size, window_tokens_max = tonumber(ARGV[14]), ARGV[15]
 local limits = tonumber(ARGV[16])
-local FIXED_ARGS = 16
+local due_member = ARGV[17]               -- the session in the due sets
+local indexed = ARGV[18]                  -- '1': long-term memory on, new messages get indexed
+local FIXED_ARGS = 18
 
 local rate = {1, 0, 0, 0, 0, 0}
 if limits > 0 then
-  rate = charge_limits(7, FIXED_ARGS + 1, limits)
+  rate = charge_limits(12, FIXED_ARGS + 1, limits)
   if rate[1] == 0 then return {0, 0, 0, 0, 0, 0, 0, 0, unpack(rate)} end
 end
 if gen == '' and redis.call('HEXISTS', meta, 'gen') == 0 then
@@ -68,7 +73,7 @@ if idem_digest ~= '' then
   if ttl > 0 and ttl < idem_ttl then idem_ttl = ttl end
   redis.call('EXPIRE', idem, idem_ttl)
 end
-for _, key in ipairs({window, meta}) do
+for _, key in ipairs(lasting) do
   if ttl > 0 then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
 end
 local length = redis.call('LLEN', window)
@@ -83,6 +88,7 @@ if due then
   if n > 0 then
     redis.call('HINCRBY', usage, 'messages', n)
     redis.call('HINCRBY', usage, 'messages:' .. day, n)
+    if indexed == '1' then redis.call('ZADD', index_due, 'NX', now / 1000, due_member) end
   end
   if claim_member ~= '' and (length > window_size
       or (window_tokens_max ~= '' and window_tokens > tonumber(window_tokens_max))) then

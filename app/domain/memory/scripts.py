@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -19,6 +20,7 @@ class TenantWideKeys:
     sessions_index: str
     usage: str
     due: str
+    index_due: str
 
 
 class AppendArgs(NamedTuple):
@@ -40,6 +42,8 @@ class AppendArgs(NamedTuple):
     window_size: int
     window_tokens: int | str  # '' = no token bound
     limits: int  # how many rate limits the charge holds
+    due_member: str
+    indexed: str  # '1': long-term memory on, the new messages are marked for indexing
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +81,17 @@ class AppendScript:
         payloads: Sequence[bytes],
         charge: RateCharge | None = None,
     ) -> AppendReply:
-        keys = [session.window, session.meta, session.idempotency]
+        keys = [
+            session.window,
+            session.meta,
+            session.idempotency,
+            session.archive,
+            session.postings,
+            session.documents,
+            session.vectors,
+        ]
         if tenant_wide is not None:
-            keys += [tenant_wide.sessions_index, tenant_wide.usage, tenant_wide.due]
+            keys += [tenant_wide.sessions_index, tenant_wide.usage, tenant_wide.due, tenant_wide.index_due]
         if charge is not None:
             keys += charge.keys
         argv = [*args, *(charge.args if charge is not None else ()), *payloads]
@@ -109,6 +121,7 @@ class FoldCommit:
     summary: str | None  # None: keep the previous summary
     folded_tokens: int
     folded_ids: Sequence[int]
+    archive: bool  # long-term memory: the folded messages move to the archive
 
 
 class CommitFoldScript:
@@ -125,9 +138,11 @@ class CommitFoldScript:
             "1" if commit.summary is None else "0",
             commit.summary or "",
             commit.folded_tokens,
+            "1" if commit.archive else "0",
             *commit.folded_ids,
         ]
-        result = self._script.run(client, [session.window, session.meta, session.lock], args)
+        keys = [session.window, session.meta, session.lock, session.archive]
+        result = self._script.run(client, keys, args)
         return "ok" if result == 1 else result.decode()
 
 
@@ -136,8 +151,17 @@ class DeleteMessageScript:
         self._script = Script(__package__, "delete_message.lua")
 
     def run(self, client: Any, session: SessionRedisKeys, message_id: int) -> bool:
-        """True when the message was in the window (and is gone now)."""
-        return self._script.run(client, [session.window, session.meta], [message_id]) is not None
+        """True when the message was in the window or the archive (and is gone now, from
+        the search index too)."""
+        keys = [
+            session.window,
+            session.meta,
+            session.archive,
+            session.postings,
+            session.documents,
+            session.vectors,
+        ]
+        return self._script.run(client, keys, [message_id, struct.pack("<I", message_id)]) is not None
 
 
 class AddTokensScript:

@@ -7,10 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 from app.domain import tokens
 from app.domain.errors import InvalidRequest, NotFound, QuotaExceeded, TooLarge
 from app.domain.folding.claims import FoldClaim
-from app.domain.memory.store import AppendResult, MemoryView, SessionStore
+from app.domain.memory.store import AppendResult, HistoryPage, MemoryView, SessionStore
 from app.domain.memory.stored_format import NewMessage
 from app.domain.memory.window import overflows
 from app.domain.tenancy.authentication import Principal
@@ -34,8 +36,12 @@ def validate_session_id(session_id: str) -> str:
 
 class MessageLike(Protocol):
     role: str
-    content: str
+    content: str | None
     metadata: dict[str, Any] | None
+    name: str | None
+    tool_call_id: str | None
+
+    def tool_calls_json(self) -> list[dict[str, Any]] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +49,17 @@ class Memory:
     view: MemoryView
     window_size: int
 
+    long_term_memory: bool
+
     @property
     def pending_summary(self) -> int:
         """Messages neither in ``messages`` nor yet in ``context`` (a fold is due)."""
         return max(0, self.view.window_length - len(self.view.messages_json))
+
+    @property
+    def pending_index(self) -> int:
+        """Messages not yet searchable (0 without long-term memory)."""
+        return max(0, self.view.unindexed) if self.long_term_memory else 0
 
 
 class FoldScheduler(Protocol):
@@ -90,13 +103,19 @@ class MemoryService:
             raise TooLarge(f"at most {self._max_messages} messages per request", code="too_many_messages")
         new = []
         for index, m in enumerate(messages):
-            if len(m.content.encode("utf-8", errors="surrogatepass")) > policy.max_message_bytes:
+            content = m.content or ""
+            if len(content.encode("utf-8", errors="surrogatepass")) > policy.max_message_bytes:
                 raise TooLarge(
                     f"messages.{index}.content exceeds {policy.max_message_bytes} bytes",
                     code="message_too_large",
                 )
-            count = tokens.count_message_tokens(m.role, m.content, policy.summary_model)
-            new.append(NewMessage(m.role, m.content, m.metadata, count))
+            tool_calls = m.tool_calls_json()
+            count = tokens.count_message_tokens(m.role, content, policy.summary_model)
+            if m.name is not None:
+                count += tokens.count_tokens(m.name, policy.summary_model)
+            if tool_calls is not None:
+                count += tokens.count_tokens(orjson.dumps(tool_calls).decode(), policy.summary_model)
+            new.append(NewMessage(m.role, content, m.metadata, count, m.name, m.tool_call_id, tool_calls))
         # With a session quota, a tenant at its limit may still write to the sessions it
         # has; the append script refuses to create a new one (an extra round trip only
         # for tenants with a quota). Concurrent creations can overshoot by their number.
@@ -119,6 +138,7 @@ class MemoryService:
             fold_claim=claim,
             window_size=policy.window_size,
             window_tokens=policy.window_tokens,
+            indexed=policy.long_term_memory,
         )
         if result.refused:
             raise QuotaExceeded(f"the tenant's quota of {policy.max_sessions} sessions is reached")
@@ -140,7 +160,8 @@ class MemoryService:
     def read(self, principal: Principal, session_id: str) -> Memory:
         validate_session_id(session_id)
         size = principal.policy.window_size
-        return Memory(self._store.read(principal.tenant_id, session_id, limit=size), size)
+        view = self._store.read(principal.tenant_id, session_id, limit=size)
+        return Memory(view, size, principal.policy.long_term_memory)
 
     def delete(self, principal: Principal, session_id: str) -> None:
         validate_session_id(session_id)
@@ -150,13 +171,20 @@ class MemoryService:
         validate_session_id(session_id)
         raw = self._store.get_message(principal.tenant_id, session_id, message_id)
         if raw is None:
-            raise NotFound("message not found in the window", code="message_not_found")
+            raise NotFound("message not found in the window or the archive", code="message_not_found")
         return raw
 
     def delete_message(self, principal: Principal, session_id: str, message_id: int) -> None:
         validate_session_id(session_id)
         if not self._store.delete_message(principal.tenant_id, session_id, message_id):
-            raise NotFound("message not found in the window", code="message_not_found")
+            raise NotFound("message not found in the window or the archive", code="message_not_found")
+
+    def history(
+        self, principal: Principal, session_id: str, *, before: int | None, limit: int
+    ) -> HistoryPage:
+        """The whole history (window and archive), newest first, paged backwards."""
+        validate_session_id(session_id)
+        return self._store.history(principal.tenant_id, session_id, before=before, limit=limit)
 
     def list_sessions(self, principal: Principal, *, page: int, size: int) -> list[str]:
         return self._store.list_sessions(

@@ -40,7 +40,7 @@ from app.domain.memory.scripts import (
     FoldCommit,
     TenantWideKeys,
 )
-from app.domain.memory.stored_format import NewMessage, api_message, id_prefix, stored_payload
+from app.domain.memory.stored_format import NewMessage, api_message, id_prefix, message_id, stored_payload
 from app.domain.ratelimit.charge import ChargeScript
 from app.domain.ratelimit.riding import take_ride
 from app.domain.redis_access import is_cluster, translates_outages
@@ -56,6 +56,13 @@ class MemoryView:
     context: str | None
     tokens: int
     window_length: int
+    unindexed: int = 0  # ids given but not yet indexed (deleted ones included)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    messages_json: list[bytes]  # newest first
+    next_before: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +104,15 @@ class SessionStore:
         fold_claim: FoldClaim | None = None,
         window_size: int = 0,
         window_tokens: int | None = None,
+        indexed: bool = False,
     ) -> AppendResult:
         """Append messages (ids assigned here, increasing) and optionally replace the
         summary. With ``may_create=False`` a session that does not exist yet is refused
         (nothing is written). With ``fold_claim`` (single node) a window now over
         ``window_size``/``window_tokens`` is claimed for folding in the same script
         (``AppendResult.fold_claimed``; None when no claim was attempted). A riding rate
-        charge that refuses raises ``RateLimited`` and writes nothing."""
+        charge that refuses raises ``RateLimited`` and writes nothing. With ``indexed``
+        (long-term memory on) the session is marked due for indexing."""
         now = now_ms()
         created_at = utc_iso(now)
         payloads = [stored_payload(m, created_at) for m in messages]
@@ -114,7 +123,10 @@ class SessionStore:
             fold_claim = None  # the due set is in another slot: the caller claims afterwards
         else:
             tenant_wide = TenantWideKeys(
-                self._keys.sessions_index(tenant_id), self._keys.usage(tenant_id), self._keys.due
+                self._keys.sessions_index(tenant_id),
+                self._keys.usage(tenant_id),
+                self._keys.due,
+                self._keys.index_due,
             )
             ride = take_ride()
         charge = ride.charge if ride is not None else None
@@ -137,6 +149,8 @@ class SessionStore:
             window_size=window_size,
             window_tokens=window_tokens if window_tokens is not None else "",
             limits=len(charge.hits) if charge is not None else 0,
+            due_member=self._keys.due_member(tenant_id, session_id),
+            indexed="1" if indexed else "0",
         )
         reply = self._append.run(self._redis, keys, tenant_wide, args, payloads, charge)
         if ride is not None:
@@ -150,6 +164,9 @@ class SessionStore:
             if messages:
                 pipe.hincrby(usage, "messages", len(messages))
                 pipe.hincrby(usage, f"messages:{utc_day(now)}", len(messages))
+                if indexed:
+                    member = self._keys.due_member(tenant_id, session_id)
+                    pipe.zadd(self._keys.index_due, {member: now / 1000}, nx=True)
             pipe.execute()
         return result
 
@@ -159,7 +176,9 @@ class SessionStore:
         for key in keys.all:  # one key per UNLINK: cluster pipelines refuse multi-key ones
             pipe.unlink(key)
         pipe.zrem(self._keys.sessions_index(tenant_id), session_id)
-        pipe.zrem(self._keys.due, self._keys.due_member(tenant_id, session_id))
+        member = self._keys.due_member(tenant_id, session_id)
+        pipe.zrem(self._keys.due, member)
+        pipe.zrem(self._keys.index_due, member)
         pipe.execute()
 
     def delete_message(self, tenant_id: str, session_id: str, message_id: int) -> bool:
@@ -176,7 +195,7 @@ class SessionStore:
         if ride is not None:
             self._charge.queue(pipe, ride.charge)
         pipe.lrange(keys.window, -limit, -1)
-        pipe.hmget(keys.meta, "sum", "tok")
+        pipe.hmget(keys.meta, "sum", "tok", "next", "ix")
         pipe.llen(keys.window)
         results = pipe.execute(raise_on_error=False)
         if ride is not None:
@@ -184,22 +203,45 @@ class SessionStore:
         for result in results:
             if isinstance(result, Exception):
                 raise result
-        window, (summary, tokens), length = results
+        window, (summary, tokens, last_id, indexed_to), length = results
         window.reverse()
         return MemoryView(
             messages_json=[api_message(raw) for raw in window],
             context=summary.decode() if summary else None,
             tokens=int(tokens or 0),
             window_length=int(length),
+            unindexed=int(last_id or 0) - int(indexed_to or 0),
         )
 
     def get_message(self, tenant_id: str, session_id: str, message_id: int) -> bytes | None:
+        """One message, from the window or the archive."""
         keys = self._keys.session(tenant_id, session_id)
+        pipe = self._redis.pipeline(transaction=True)  # a fold moving it cannot hide it
+        pipe.lrange(keys.window, 0, -1)
+        pipe.zrangebyscore(keys.archive, message_id, message_id)
+        window, archived = pipe.execute()
         prefix = id_prefix(message_id)
-        for raw in self._redis.lrange(keys.window, 0, -1):
+        for raw in window:
             if raw.startswith(prefix):
                 return api_message(raw)
-        return None
+        return api_message(archived[0]) if archived else None
+
+    def history(self, tenant_id: str, session_id: str, *, before: int | None, limit: int) -> HistoryPage:
+        """The session's messages, window and archive, newest first, with ids below
+        ``before`` (all when None); ``next_before`` when older ones remain."""
+        keys = self._keys.session(tenant_id, session_id)
+        upper = f"({before}" if before is not None else "+inf"
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.lrange(keys.window, 0, -1)
+        pipe.zrevrangebyscore(keys.archive, upper, "-inf", start=0, num=limit + 1)
+        window, archived = pipe.execute()
+        newest_first = [raw for raw in reversed(window) if before is None or message_id(raw) < before]
+        newest_first += archived  # every archived id is below every window id
+        page = newest_first[:limit]
+        more = len(newest_first) > limit
+        return HistoryPage(
+            [api_message(raw) for raw in page], message_id(page[-1]) if more and page else None
+        )
 
     def list_sessions(self, tenant_id: str, *, offset: int, count: int, ttl_seconds: int = 0) -> list[str]:
         """Session ids by last write, oldest first; sessions past their TTL are pruned
@@ -272,9 +314,10 @@ class SessionStore:
                     chunk = []
             if chunk:
                 removed += self._unlink_each(chunk)
-        stale = [m for m, _ in self._redis.zscan_iter(self._keys.due, match=f"{tenant_id}:*")]
-        if stale:
-            self._redis.zrem(self._keys.due, *stale)
+        for due in (self._keys.due, self._keys.index_due):
+            stale = [m for m, _ in self._redis.zscan_iter(due, match=f"{tenant_id}:*")]
+            if stale:
+                self._redis.zrem(due, *stale)
         return removed
 
     def _unlink_each(self, keys: list[bytes]) -> int:

@@ -1,8 +1,9 @@
 """How a message is stored in a session's window, and how it is read back as the API's JSON.
 
 Each window element is the message's API representation as compact JSON with one-letter
-keys, ``{"id":<n>,"r":…,"c":…,"t":…,"n":…[,"metadata":…]}`` (28 bytes a message less
-than the API's names). The append script writes the ``{"id":<n>,`` head; reads restore the
+keys, ``{"id":<n>,"r":…,"c":…,"t":…,"n":…[,"name":…][,"tool_call_id":…][,"tool_calls":…]
+[,"metadata":…]}`` (28 bytes a message less than the API's names; OpenAI's rare tool fields
+keep their names). The append script writes the ``{"id":<n>,`` head; reads restore the
 API's names by replacing bytes, without parsing, and scripts find the id with one pattern
 match. Elements written before the short keys (``"role"`` after the id) pass through as
 they are.
@@ -22,6 +23,9 @@ class NewMessage:
     content: str
     metadata: dict[str, Any] | None
     token_count: int
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 def stored_payload(message: NewMessage, created_at: str) -> bytes:
@@ -32,14 +36,20 @@ def stored_payload(message: NewMessage, created_at: str) -> bytes:
         "t": created_at,
         "n": message.token_count,
     }
+    if message.name is not None:
+        body["name"] = message.name
+    if message.tool_call_id is not None:
+        body["tool_call_id"] = message.tool_call_id
+    if message.tool_calls is not None:
+        body["tool_calls"] = message.tool_calls
     if message.metadata:
         body["metadata"] = message.metadata
     return orjson.dumps(body)[1:]
 
 
 # Short stored key → the API's, each with the bytes around it that only a key can have: a
-# string value holds a quote only escaped, so before any metadata (always last) the first
-# match of each is the key itself.
+# string value holds a quote only escaped, so before the optional fields (always after
+# these four) the first match of each is the key itself.
 _API_KEYS = (
     (b',"r":"', b',"role":"'),
     (b',"c":"', b',"content":"'),
@@ -61,3 +71,8 @@ def api_message(stored: bytes) -> bytes:
 def id_prefix(message_id: int) -> bytes:
     """The bytes every stored form of message ``message_id`` starts with."""
     return b'{"id":%d,' % message_id
+
+
+def message_id(stored: bytes) -> int:
+    """The id at the head of a stored element (``{"id":<n>,``)."""
+    return int(stored[6 : stored.index(b",", 6)])

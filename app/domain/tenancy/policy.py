@@ -46,6 +46,7 @@ class Policy(BaseModel):
     summary_model: str | None = Field(None, min_length=1, max_length=200)
     summary_prompt: str | None = Field(None, min_length=1, max_length=8000)
     summary_token_budget_daily: int | None = Field(None, ge=0)
+    long_term_memory: bool | None = None
 
     @field_validator("rate_limit")
     @classmethod
@@ -69,6 +70,7 @@ class EffectivePolicy:
     summary_model: str
     summary_prompt: str | None
     summary_token_budget_daily: int
+    long_term_memory: bool
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in POLICY_FIELDS}
