@@ -22,6 +22,7 @@ from app.domain.folding.store import FoldingStore
 from app.domain.keyspace import Keyspace
 from app.domain.memory.service import MemoryService
 from app.domain.memory.store import SessionStore
+from app.domain.scheduling.due_set import DueSet
 from app.domain.tenancy.authentication import Authenticator
 from app.domain.tenancy.cache import TenancyCache
 from app.domain.tenancy.policy import PolicyDefaults
@@ -32,7 +33,7 @@ from app.redis_breaker import RedisBreaker
 from config import Settings
 
 if TYPE_CHECKING:
-    from app.domain.folding.runner import FoldRunner
+    from app.domain.scheduling.runner import JobRunner
 
 log = logging.getLogger("recollect")
 
@@ -53,10 +54,11 @@ def policy_defaults(settings: Settings) -> PolicyDefaults:
     )
 
 
-def build_runner(resources: Resources) -> FoldRunner:
+def build_runner(resources: Resources) -> JobRunner:
     """This process's fold schedule, its timings derived from the LLM's worst case."""
-    from app.domain.folding.fold import Fold, FoldTiming
-    from app.domain.folding.runner import FoldRunner, ScheduleConfig
+    from app.domain.folding.fold import Fold
+    from app.domain.scheduling.outcome import JobTiming
+    from app.domain.scheduling.runner import JobRunner, ScheduleConfig
     from app.llm import build_summarizer
     from app.metrics import FoldMetrics
 
@@ -65,7 +67,7 @@ def build_runner(resources: Resources) -> FoldRunner:
     # Long enough for a fold of a few chunks at the LLM's worst case; a worker killed mid-fold
     # holds the session no longer than this (a fold outliving it cannot commit: fencing).
     lock_seconds = max(10.0, llm_worst_case * 4)
-    timing = FoldTiming(
+    timing = JobTiming(
         lock_seconds=lock_seconds,
         retry_base=settings.summary_retry_base_seconds,
         retry_max=settings.summary_retry_max_seconds,
@@ -87,8 +89,14 @@ def build_runner(resources: Resources) -> FoldRunner:
         sweep_interval=settings.sweep_interval_seconds,
         lease_seconds=lock_seconds + 5,
     )
-    return FoldRunner(
-        fold, resources.folding, resources.store, principal_for, resources.keyspace, config, observer=observer
+    return JobRunner(
+        fold,
+        resources.fold_due,
+        principal_for,
+        resources.keyspace,
+        config,
+        name="fold",
+        observer=observer,
     )
 
 
@@ -155,9 +163,11 @@ class Resources:
         self._redis: redis.Redis | None = None
         self._store: SessionStore | None = None
         self._folding: FoldingStore | None = None
+        self._fold_due: DueSet | None = None
+        self._index_due: DueSet | None = None
         self._registry: TenantRegistry | None = None
         self._authenticator: Authenticator | None = None
-        self._runner: FoldRunner | None = None
+        self._runner: JobRunner | None = None
         self._memory: MemoryService | None = None
         self._usage: UsageLedger | None = None
 
@@ -175,6 +185,8 @@ class Resources:
             self._redis = client
             self._store = SessionStore(client, self.keyspace)
             self._folding = FoldingStore(client, self.keyspace)
+            self._fold_due = DueSet(client, self.keyspace.due)
+            self._index_due = DueSet(client, self.keyspace.index_due)
             tenancy = TenancyStore(client, self.keyspace)
             defaults = policy_defaults(self.settings)
             cache = TenancyCache(tenancy, defaults, seconds=self.settings.auth_cache_seconds)
@@ -191,6 +203,12 @@ class Resources:
             self._pid = os.getpid()
 
     @property
+    def redis(self) -> redis.Redis:
+        self._ensure()
+        assert self._redis is not None
+        return self._redis
+
+    @property
     def store(self) -> SessionStore:
         self._ensure()
         assert self._store is not None
@@ -201,6 +219,18 @@ class Resources:
         self._ensure()
         assert self._folding is not None
         return self._folding
+
+    @property
+    def fold_due(self) -> DueSet:
+        self._ensure()
+        assert self._fold_due is not None
+        return self._fold_due
+
+    @property
+    def index_due(self) -> DueSet:
+        self._ensure()
+        assert self._index_due is not None
+        return self._index_due
 
     @property
     def authenticator(self) -> Authenticator:
@@ -227,7 +257,7 @@ class Resources:
         return self._usage
 
     @property
-    def runner(self) -> FoldRunner:
+    def runner(self) -> JobRunner:
         self._ensure()
         if self._runner is None:
             with self._lock:

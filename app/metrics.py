@@ -26,7 +26,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from app.domain.folding.store import DueStats
+from app.domain.scheduling.due_set import DueStats
 
 REQUESTS = Counter(
     "recollect_http_requests_total",

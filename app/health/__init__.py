@@ -53,5 +53,5 @@ def metrics() -> Response:
     from app import metrics as metrics_module
 
     resources = current_app.extensions["recollect"]
-    body, content_type = metrics_module.render(resources.folding.due_stats)
+    body, content_type = metrics_module.render(resources.fold_due.stats)
     return Response(body, content_type=content_type)

@@ -269,7 +269,7 @@ def test_one_fold_per_session_across_two_app_instances(make_app, make_tenant, fa
         time.sleep(0.5)
         assert fake_llm.chat_calls == 1, "instance 1's claim must be respected"
         # Even a fold forced in instance 2 finds the session lock taken.
-        assert second.extensions["recollect"].runner.fold("acme", "s1") == ("busy", None)
+        assert second.extensions["recollect"].runner.run_now("acme", "s1") == ("busy", None)
         assert fake_llm.chat_calls == 1
     finally:
         fake_llm.release()
@@ -424,7 +424,7 @@ def test_appends_during_a_local_fold_skip_the_claim_and_are_folded_after_it(
     app = llm_app(auth_cache_seconds=1)  # the longest: an auth refresh is a round trip
     client = app.test_client()
     tenant = make_tenant()
-    schedule = app.extensions["recollect"].folding
+    schedule = app.extensions["recollect"].fold_due
     claims = Counter()
     claim_one = schedule.claim
 

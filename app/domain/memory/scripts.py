@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from app.domain.folding.claims import CLAIM_LIBRARY
 from app.domain.keyspace import SessionRedisKeys
 from app.domain.ratelimit.charge import CHARGE_LIBRARY, RateCharge, RateWindow
 from app.domain.redis_access import Script
+from app.domain.scheduling.claims import CLAIM_LIBRARY
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,10 @@ import orjson
 
 from app.domain import tokens
 from app.domain.errors import InvalidRequest, NotFound, QuotaExceeded, TooLarge
-from app.domain.folding.claims import FoldClaim
 from app.domain.memory.store import AppendResult, HistoryPage, MemoryView, SessionStore
 from app.domain.memory.stored_format import NewMessage
 from app.domain.memory.window import overflows
+from app.domain.scheduling.claims import FoldClaim
 from app.domain.tenancy.authentication import Principal
 from app.domain.tenancy.usage import UsageLedger
 
@@ -63,7 +63,7 @@ class Memory:
 
 
 class FoldScheduler(Protocol):
-    """The fold runner, as the memory service uses it (``folding.runner.FoldRunner``)."""
+    """The fold runner, as the memory service uses it (``scheduling.runner.JobRunner``)."""
 
     def request_fold(self, tenant_id: str, session_id: str) -> None: ...
 

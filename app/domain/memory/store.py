@@ -28,7 +28,6 @@ import orjson
 from redis import Redis
 
 from app.domain.clock import now_ms, utc_day, utc_iso
-from app.domain.folding.claims import FoldClaim
 from app.domain.keyspace import Keyspace
 from app.domain.memory.scripts import (
     AddTokensScript,
@@ -44,6 +43,7 @@ from app.domain.memory.stored_format import NewMessage, api_message, id_prefix, 
 from app.domain.ratelimit.charge import ChargeScript
 from app.domain.ratelimit.riding import take_ride
 from app.domain.redis_access import is_cluster, translates_outages
+from app.domain.scheduling.claims import FoldClaim
 
 IDEMPOTENCY_SECONDS = 24 * 3600
 

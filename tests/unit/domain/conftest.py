@@ -6,6 +6,7 @@ import fakeredis
 import pytest
 
 from app.domain.keyspace import Keyspace
+from app.domain.scheduling.due_set import DueSet
 from app.domain.tenancy.policy import PolicyDefaults
 
 
@@ -17,6 +18,12 @@ def fake_redis() -> fakeredis.FakeRedis:
 @pytest.fixture
 def keyspace() -> Keyspace:
     return Keyspace("rc")
+
+
+@pytest.fixture
+def schedule(fake_redis, keyspace) -> DueSet:
+    """The fold due set."""
+    return DueSet(fake_redis, keyspace.due)
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from app.domain.folding.fold import Fold, FoldTiming
+from app.domain.folding.fold import Fold
 from app.domain.folding.store import FoldingStore
 from app.domain.memory.store import SessionStore
 from app.domain.memory.stored_format import NewMessage
+from app.domain.scheduling.outcome import JobTiming
 from app.domain.tenancy.policy import EffectivePolicy, Policy
 from app.domain.tenancy.usage import UsageLedger
 
@@ -23,7 +24,7 @@ def sessions(fake_redis, keyspace) -> SessionStore:
 
 
 @pytest.fixture
-def schedule(fake_redis, keyspace) -> FoldingStore:
+def fold_locks(fake_redis, keyspace) -> FoldingStore:
     return FoldingStore(fake_redis, keyspace)
 
 
@@ -55,14 +56,14 @@ def observer() -> RecordingObserver:
 
 
 @pytest.fixture
-def timing() -> FoldTiming:
-    return FoldTiming(lock_seconds=30.0, retry_base=2.0, retry_max=300.0, budget_recheck=60.0)
+def timing() -> JobTiming:
+    return JobTiming(lock_seconds=30.0, retry_base=2.0, retry_max=300.0, budget_recheck=60.0)
 
 
 @pytest.fixture
-def fold(sessions, schedule, tenants, usage, summarizer, timing, observer) -> Fold:
+def fold(sessions, fold_locks, tenants, usage, summarizer, timing, observer) -> Fold:
     return Fold(
-        sessions, schedule, tenants, usage, summarizer, timing, rng=random.Random(7), observer=observer
+        sessions, fold_locks, tenants, usage, summarizer, timing, rng=random.Random(7), observer=observer
     )
 
 

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from app.domain.folding.fold import FoldObserver
 from app.domain.folding.summarizer import Line, SummarizerError, SummaryResult
 from app.domain.memory.store import SessionStore
+from app.domain.scheduling.outcome import JobObserver
 from app.domain.tenancy.authentication import Principal
 from app.domain.tenancy.policy import EffectivePolicy
 
@@ -60,7 +60,7 @@ class FakeSummarizer:
         )
 
 
-class RecordingObserver(FoldObserver):
+class RecordingObserver(JobObserver):
     def __init__(self) -> None:
         self.outcomes: list[str] = []
         self.running_deltas: list[int] = []

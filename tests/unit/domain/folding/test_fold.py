@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.domain.folding.fold import FoldOutcome, FoldTiming, backoff, budget_delay
 from app.domain.folding.summarizer import SummarizerError
+from app.domain.scheduling.outcome import JobTiming, Outcome, backoff, budget_delay
 from app.domain.tenancy.policy import Policy
 
 from .fakes import MESSAGE_TOKENS, TENANT, window_ids
@@ -33,7 +33,7 @@ def test_done_folds_the_oldest_messages_into_the_summary_leaving_half_the_window
     fold, seed, sessions, summarizer
 ):
     seed("s1", 7)
-    assert fold.run(TENANT, "s1") == (FoldOutcome.DONE, None)
+    assert fold.run(TENANT, "s1") == (Outcome.DONE, None)
     state = sessions.fold_state(TENANT, "s1")
     assert [m["id"] for m in state.messages] == [6, 7], "window_size // 2 newest stay"
     assert state.summary == "m1,m2,m3,m4,m5"
@@ -55,7 +55,7 @@ def test_a_later_fold_sends_the_previous_summary_and_only_the_new_lines(fold, se
     seed("s1", 7)
     fold.run(TENANT, "s1")
     seed("s1", 3, start=8)
-    assert fold.run(TENANT, "s1")[0] == FoldOutcome.DONE
+    assert fold.run(TENANT, "s1")[0] == Outcome.DONE
     previous, new = summarizer.calls[1].previous, [line.content for line in summarizer.calls[1].lines]
     assert previous == "m1,m2,m3,m4,m5" and new == ["m6", "m7", "m8"]
     assert sessions.fold_state(TENANT, "s1").summary == "m1,m2,m3,m4,m5+m6,m7,m8"
@@ -78,37 +78,37 @@ def test_done_records_the_llm_spend_on_the_tenant_session_and_observer(
 
 def test_nothing_when_the_window_is_within_policy(fold, seed, sessions, summarizer):
     seed("s1", 4)
-    assert fold.run(TENANT, "s1") == (FoldOutcome.NOTHING, None)
+    assert fold.run(TENANT, "s1") == (Outcome.NOTHING, None)
     assert summarizer.calls == []
     assert window_ids(sessions, "s1") == [1, 2, 3, 4]
 
 
-def test_gone_for_an_unknown_tenant_without_taking_the_lock(fold, seed, tenants, summarizer, schedule):
+def test_gone_for_an_unknown_tenant_without_taking_the_lock(fold, seed, tenants, summarizer, fold_locks):
     seed("s1", 7)
     tenants.principals.clear()
-    assert fold.run(TENANT, "s1") == (FoldOutcome.GONE, None)
+    assert fold.run(TENANT, "s1") == (Outcome.GONE, None)
     assert summarizer.calls == []
-    assert schedule.lock(TENANT, "s1", "probe", seconds=5), "the lock was never taken"
+    assert fold_locks.lock(TENANT, "s1", "probe", seconds=5), "the lock was never taken"
 
 
 def test_gone_for_a_deleted_session(fold, seed, sessions, summarizer):
     seed("s1", 7)
     sessions.delete_session(TENANT, "s1")
-    assert fold.run(TENANT, "s1") == (FoldOutcome.GONE, None)
+    assert fold.run(TENANT, "s1") == (Outcome.GONE, None)
     assert summarizer.calls == []
 
 
 def test_gone_for_a_session_that_never_existed(fold, summarizer):
-    assert fold.run(TENANT, "never") == (FoldOutcome.GONE, None)
+    assert fold.run(TENANT, "never") == (Outcome.GONE, None)
     assert summarizer.calls == []
 
 
 def test_busy_when_another_fold_holds_the_lock_and_its_lock_is_left_alone(
-    fold, seed, schedule, summarizer, fake_redis, keyspace
+    fold, seed, fold_locks, summarizer, fake_redis, keyspace
 ):
     seed("s1", 7)
-    assert schedule.lock(TENANT, "s1", "someone-else", seconds=30)
-    assert fold.run(TENANT, "s1") == (FoldOutcome.BUSY, None)
+    assert fold_locks.lock(TENANT, "s1", "someone-else", seconds=30)
+    assert fold.run(TENANT, "s1") == (Outcome.BUSY, None)
     assert summarizer.calls == []
     assert fake_redis.get(lock_key(keyspace)) == b"someone-else"
 
@@ -119,7 +119,7 @@ def test_failed_backs_off_at_least_the_servers_retry_after_and_counts_the_failur
     seed("s1", 7)
     summarizer.error = SummarizerError("slow down", retry_after=50.0, code="llm_rate_limited")
     outcome, delay = fold.run(TENANT, "s1")
-    assert outcome == FoldOutcome.FAILED
+    assert outcome == Outcome.FAILED
     assert delay is not None and delay >= 50.0
     assert meta(fake_redis, keyspace, "fails") == b"1"
     assert meta(fake_redis, keyspace, "err") == b"llm_rate_limited"
@@ -145,7 +145,7 @@ def test_failed_on_a_session_deleted_during_the_call_is_gone(
     seed("s1", 7)
     summarizer.error = SummarizerError("boom")
     summarizer.during = lambda: sessions.delete_session(TENANT, "s1")
-    assert fold.run(TENANT, "s1") == (FoldOutcome.GONE, None)
+    assert fold.run(TENANT, "s1") == (Outcome.GONE, None)
     assert not fake_redis.exists(keyspace.session(TENANT, "s1").meta), "no failure count left behind"
 
 
@@ -156,7 +156,7 @@ def test_deferred_when_todays_token_budget_is_spent_and_the_messages_stay(
     seed("s1", 7)
     usage.record_llm(TENANT, calls=1, prompt_tokens=80, completion_tokens=20)
     outcome, delay = fold.run(TENANT, "s1")
-    assert outcome == FoldOutcome.DEFERRED
+    assert outcome == Outcome.DEFERRED
     assert delay is not None and 0 < delay <= timing.budget_recheck
     assert summarizer.calls == []
     assert window_ids(sessions, "s1") == list(range(1, 8))
@@ -166,14 +166,14 @@ def test_a_budget_not_yet_spent_lets_the_fold_run(fold, seed, usage, tenants, de
     with_budget(tenants, defaults, 100)
     seed("s1", 7)
     usage.record_llm(TENANT, calls=1, prompt_tokens=80, completion_tokens=19)
-    assert fold.run(TENANT, "s1")[0] == FoldOutcome.DONE
+    assert fold.run(TENANT, "s1")[0] == Outcome.DONE
 
 
 def test_a_zero_budget_means_unlimited(fold, seed, usage, tenants, defaults):
     with_budget(tenants, defaults, 0)
     seed("s1", 7)
     usage.record_llm(TENANT, calls=1, prompt_tokens=10**9, completion_tokens=0)
-    assert fold.run(TENANT, "s1")[0] == FoldOutcome.DONE
+    assert fold.run(TENANT, "s1")[0] == Outcome.DONE
 
 
 def test_conflict_when_a_folded_message_is_deleted_during_the_call_and_the_tokens_still_count(
@@ -181,7 +181,7 @@ def test_conflict_when_a_folded_message_is_deleted_during_the_call_and_the_token
 ):
     seed("s1", 7)
     summarizer.during = lambda: sessions.delete_message(TENANT, "s1", 2)
-    assert fold.run(TENANT, "s1") == (FoldOutcome.CONFLICT, None)
+    assert fold.run(TENANT, "s1") == (Outcome.CONFLICT, None)
     state = sessions.fold_state(TENANT, "s1")
     assert [m["id"] for m in state.messages] == [1, 3, 4, 5, 6, 7], "nothing folded"
     assert state.summary is None, "the deleted message must not live on in the summary"
@@ -196,7 +196,7 @@ def test_conflict_when_the_lock_expired_during_the_call(
 ):
     seed("s1", 7)
     summarizer.during = lambda: fake_redis.delete(lock_key(keyspace))
-    assert fold.run(TENANT, "s1") == (FoldOutcome.CONFLICT, None)
+    assert fold.run(TENANT, "s1") == (Outcome.CONFLICT, None)
     assert window_ids(sessions, "s1") == list(range(1, 8))
 
 
@@ -206,33 +206,33 @@ def test_a_session_deleted_during_the_call_is_not_written_into_and_the_retry_fin
     seed("s1", 7)
     summarizer.during = lambda: sessions.delete_session(TENANT, "s1")
     outcome, _ = fold.run(TENANT, "s1")
-    assert outcome in (FoldOutcome.CONFLICT, FoldOutcome.GONE)
+    assert outcome in (Outcome.CONFLICT, Outcome.GONE)
     assert not fake_redis.exists(keyspace.session(TENANT, "s1").meta), "the deleted session stays deleted"
     assert not fake_redis.exists(keyspace.session(TENANT, "s1").window)
-    assert fold.run(TENANT, "s1") == (FoldOutcome.GONE, None)
+    assert fold.run(TENANT, "s1") == (Outcome.GONE, None)
 
 
 def test_messages_appended_during_the_call_stay_in_the_window(fold, seed, sessions, summarizer):
     seed("s1", 7)
     summarizer.during = lambda: seed("s1", 2, start=8)
-    assert fold.run(TENANT, "s1")[0] == FoldOutcome.DONE
+    assert fold.run(TENANT, "s1")[0] == Outcome.DONE
     assert window_ids(sessions, "s1") == [6, 7, 8, 9]
 
 
 @pytest.mark.parametrize(
     ("setup", "messages", "expected"),
     [
-        ("done", 7, FoldOutcome.DONE),
-        ("nothing", 3, FoldOutcome.NOTHING),
-        ("failed", 7, FoldOutcome.FAILED),
-        ("deferred", 7, FoldOutcome.DEFERRED),
-        ("conflict", 7, FoldOutcome.CONFLICT),
-        ("gone", 7, FoldOutcome.GONE),
+        ("done", 7, Outcome.DONE),
+        ("nothing", 3, Outcome.NOTHING),
+        ("failed", 7, Outcome.FAILED),
+        ("deferred", 7, Outcome.DEFERRED),
+        ("conflict", 7, Outcome.CONFLICT),
+        ("gone", 7, Outcome.GONE),
         ("crash", 7, None),
     ],
 )
 def test_the_lock_is_released_after_every_fold(
-    setup, messages, expected, fold, seed, sessions, summarizer, usage, tenants, defaults, schedule
+    setup, messages, expected, fold, seed, sessions, summarizer, usage, tenants, defaults, fold_locks
 ):
     seed("s1", messages)
     if setup == "failed":
@@ -255,7 +255,7 @@ def test_the_lock_is_released_after_every_fold(
             fold.run(TENANT, "s1")
     else:
         assert fold.run(TENANT, "s1")[0] == expected
-    assert schedule.lock(TENANT, "s1", "next", seconds=5), "the fold's lock is still held"
+    assert fold_locks.lock(TENANT, "s1", "next", seconds=5), "the fold's lock is still held"
 
 
 def test_the_lock_lasts_lock_seconds_while_the_fold_runs(
@@ -272,7 +272,7 @@ def test_the_lock_lasts_lock_seconds_while_the_fold_runs(
 # --- backoff -------------------------------------------------------------------------------
 
 
-TIMING = FoldTiming(retry_base=2.0, retry_max=60.0)
+TIMING = JobTiming(retry_base=2.0, retry_max=60.0)
 
 
 @pytest.mark.parametrize("failures", [1, 2, 3, 4, 5])
@@ -293,7 +293,7 @@ def test_backoff_never_exceeds_retry_max():
 
 
 def test_backoff_after_thousands_of_failures_is_still_retry_max():
-    timing = FoldTiming(retry_base=2.0, retry_max=300.0)
+    timing = JobTiming(retry_base=2.0, retry_max=300.0)
     delay = backoff(5000, None, timing, random.Random(1))
     assert 150.0 <= delay <= 300.0
 

@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app.domain.folding import runner as runner_module
-from app.domain.folding.claims import FoldClaim
-from app.domain.folding.runner import FoldRunner, ScheduleConfig
 from app.domain.folding.summarizer import SummarizerError
+from app.domain.scheduling import runner as runner_module
+from app.domain.scheduling.claims import FoldClaim
+from app.domain.scheduling.runner import JobRunner, ScheduleConfig
 
 from .fakes import TENANT, wait_until, window_ids
 
@@ -20,10 +20,10 @@ LEASE = 5.0
 
 
 @pytest.fixture
-def make_runner(fold, schedule, sessions, tenants, keyspace, observer, summarizer) -> Iterator[Callable]:
-    made: list[FoldRunner] = []
+def make_runner(fold, schedule, tenants, keyspace, observer, summarizer) -> Iterator[Callable]:
+    made: list[JobRunner] = []
 
-    def make(**config) -> FoldRunner:
+    def make(**config) -> JobRunner:
         settings = {
             "workers": 2,
             "sweep_interval": 0.05,
@@ -31,9 +31,7 @@ def make_runner(fold, schedule, sessions, tenants, keyspace, observer, summarize
             "busy_retry": 0.05,
             "conflict_retry": 0.01,
         } | config
-        runner = FoldRunner(
-            fold, schedule, sessions, tenants, keyspace, ScheduleConfig(**settings), observer=observer
-        )
+        runner = JobRunner(fold, schedule, tenants, keyspace, ScheduleConfig(**settings), observer=observer)
         made.append(runner)
         return runner
 
@@ -61,7 +59,7 @@ def test_request_fold_on_an_overflowing_session_folds_it_in_the_pool(
     runner = make_runner(sweep_interval=60)
     seed("s1", 7)
     runner.request_fold(TENANT, "s1")
-    assert wait_until(lambda: "done" in observer.outcomes and schedule.due_stats().sessions == 0)
+    assert wait_until(lambda: "done" in observer.outcomes and schedule.stats().sessions == 0)
     assert window_ids(sessions, "s1") == [6, 7]
     assert sessions.fold_state(TENANT, "s1").summary == "m1,m2,m3,m4,m5"
 
@@ -160,7 +158,7 @@ def test_the_sweeper_folds_a_session_marked_due_in_the_past(make_runner, seed, s
     runner = make_runner(sweep_interval=0.05)
     runner.start()
     assert wait_until(lambda: window_ids(sessions, "s1") == [6, 7])
-    assert wait_until(lambda: schedule.due_stats().sessions == 0)
+    assert wait_until(lambda: schedule.stats().sessions == 0)
 
 
 def test_the_sweeper_leaves_sessions_due_in_the_future_alone(
@@ -226,10 +224,10 @@ def test_a_crashing_fold_is_rescheduled_after_retry_base(
     assert wait_until(lambda: runner.prepare_claim(TENANT, "s1") is not None), "no longer in flight"
 
 
-def test_a_busy_fold_is_retried_after_busy_retry(make_runner, seed, schedule, fake_redis, keyspace, observer):
+def test_a_busy_fold_is_retried_after_busy_retry(make_runner, seed, fold_locks, fake_redis, keyspace, observer):
     runner = make_runner(sweep_interval=60, busy_retry=20.0)
     seed("s1", 7)
-    assert schedule.lock(TENANT, "s1", "another-process", seconds=30)
+    assert fold_locks.lock(TENANT, "s1", "another-process", seconds=30)
     started = time.time()
     runner.request_fold(TENANT, "s1")
     assert wait_until(lambda: "busy" in observer.outcomes)
@@ -259,7 +257,7 @@ def test_a_fold_for_a_removed_tenant_drops_the_due_mark(make_runner, seed, tenan
     schedule.mark_due([keyspace.due_member(TENANT, "s1")], time.time() - 1)
     runner = make_runner(sweep_interval=0.02)
     runner.start()
-    assert wait_until(lambda: schedule.due_stats().sessions == 0)
+    assert wait_until(lambda: schedule.stats().sessions == 0)
 
 
 def test_shutdown_hands_queued_folds_back_to_the_due_set(
@@ -341,10 +339,10 @@ def test_the_observer_sees_queued_then_done_and_balanced_running_counts(make_run
     assert observer.outcomes == ["queued", "done"]
 
 
-def test_the_observer_sees_a_busy_fold(make_runner, seed, schedule, observer):
+def test_the_observer_sees_a_busy_fold(make_runner, seed, fold_locks, observer):
     runner = make_runner(sweep_interval=60, busy_retry=30.0)
     seed("s1", 7)
-    schedule.lock(TENANT, "s1", "someone-else", seconds=30)
+    fold_locks.lock(TENANT, "s1", "someone-else", seconds=30)
     runner.request_fold(TENANT, "s1")
     assert wait_until(lambda: observer.running_deltas == [1, -1])
     assert observer.outcomes == ["queued", "busy"]
@@ -353,5 +351,5 @@ def test_the_observer_sees_a_busy_fold(make_runner, seed, schedule, observer):
 def test_fold_runs_one_fold_in_the_callers_thread(make_runner, seed, sessions):
     runner = make_runner(sweep_interval=60)
     seed("s1", 7)
-    assert runner.fold(TENANT, "s1") == ("done", None)
+    assert runner.run_now(TENANT, "s1") == ("done", None)
     assert window_ids(sessions, "s1") == [6, 7]

@@ -1,13 +1,15 @@
-"""The fold schedule in one process: a bounded pool, the claims that feed it and a sweeper.
+"""One kind of background job in one process: a bounded pool, the claims that feed it and
+a sweeper. Folding runs on one runner, indexing on another, each with its own due set.
 
 * A POST whose window overflows marks the session due and, if this process's pool has
   room, claims it and submits it here. On a single Redis node the append script does the
   marking and claiming itself (``prepare_claim`` before it, ``start_claimed`` after: no
   extra round trip); on Cluster, ``request_fold`` claims on its own. The POST never waits.
-* A sweeper thread claims sessions whose due time has come — folds that could not be
-  submitted, failed folds after their backoff, and folds orphaned by a killed worker once
+  (An append only marks a session due for indexing; the sweeper claims it.)
+* A sweeper thread claims sessions whose due time has come — jobs that could not be
+  submitted, failed jobs after their backoff, and jobs orphaned by a killed worker once
   their lease lapses — so nothing depends on another message arriving.
-* Each claimed session runs one ``Fold``; its outcome decides when the session is due again.
+* Each claimed session runs the job once; its outcome decides when the session is due again.
 """
 
 from __future__ import annotations
@@ -19,13 +21,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
-from app.domain.folding.claims import FoldClaim
-from app.domain.folding.fold import Fold, FoldObserver, FoldOutcome
-from app.domain.folding.store import FoldingStore
 from app.domain.keyspace import Keyspace
-from app.domain.memory.store import SessionStore
-from app.domain.memory.window import overflows
+from app.domain.scheduling.claims import FoldClaim
+from app.domain.scheduling.due_set import DueSet
+from app.domain.scheduling.outcome import JobObserver, JobTiming, Outcome
 from app.domain.tenancy.authentication import Principal
 
 log = logging.getLogger("recollect.jobs")
@@ -41,27 +42,43 @@ class ScheduleConfig:
     sweep_batch: int = 32
 
 
-class FoldRunner:
+class Job(Protocol):
+    """One session's background work (``folding.fold.Fold``, ``search.indexing.IndexJob``)."""
+
+    timing: JobTiming
+
+    def run(self, tenant_id: str, session_id: str) -> tuple[str, float | None]:
+        """(outcome, seconds until it may run again when it must)."""
+        ...
+
+    def still_due(self, principal: Principal, session_id: str) -> bool:
+        """After a run that settled: is there more to do already?"""
+        ...
+
+    def close(self) -> None: ...
+
+
+class JobRunner:
     def __init__(
         self,
-        fold: Fold,
-        schedule: FoldingStore,
-        sessions: SessionStore,
+        job: Job,
+        schedule: DueSet,
         principal_for: Callable[[str], Principal | None],
         keyspace: Keyspace,
         config: ScheduleConfig,
         *,
+        name: str = "fold",
         clock: Callable[[], float] = time.time,
-        observer: FoldObserver | None = None,
+        observer: JobObserver | None = None,
     ) -> None:
-        self._fold = fold
+        self._job = job
         self._schedule = schedule
-        self._sessions = sessions
         self._principal_for = principal_for
         self._keys = keyspace
         self.config = config
+        self.name = name
         self._clock = clock
-        self._observer = observer or FoldObserver()
+        self._observer = observer or JobObserver()
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(config.workers)
         self._executor: ThreadPoolExecutor | None = None
@@ -73,12 +90,12 @@ class FoldRunner:
         self._in_flight: set[str] = set()
 
     @property
-    def summarizer(self):  # noqa: ANN201 - the fold's Summarizer
-        return self._fold.summarizer
+    def job(self) -> Job:
+        return self._job
 
-    def fold(self, tenant_id: str, session_id: str) -> tuple[str, float | None]:
-        """Run one fold now, in the caller's thread (outside the schedule)."""
-        return self._fold.run(tenant_id, session_id)
+    def run_now(self, tenant_id: str, session_id: str) -> tuple[str, float | None]:
+        """Run the job once now, in the caller's thread (outside the schedule)."""
+        return self._job.run(tenant_id, session_id)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -90,10 +107,10 @@ class FoldRunner:
             if self._executor is not None:
                 return
             self._executor = ThreadPoolExecutor(
-                max_workers=self.config.workers, thread_name_prefix="recollect-fold"
+                max_workers=self.config.workers, thread_name_prefix=f"recollect-{self.name}"
             )
             self._sweeper = threading.Thread(
-                target=self._sweep_forever, name="recollect-sweeper", daemon=True
+                target=self._sweep_forever, name=f"recollect-{self.name}-sweeper", daemon=True
             )
             self._sweeper.start()
 
@@ -102,7 +119,7 @@ class FoldRunner:
         return self._executor is not None
 
     def shutdown(self, *, wait: bool = True) -> None:
-        """Let running folds finish; queued ones go back to the due set at once."""
+        """Let running jobs finish; queued ones go back to the due set at once."""
         self._stopping.set()
         executor = self._executor
         if executor is not None:
@@ -115,12 +132,10 @@ class FoldRunner:
             try:
                 self._schedule.mark_due(pending, self._clock())
             except Exception:  # noqa: BLE001 - the claim lease will make them due anyway
-                log.warning("could not hand back %d queued folds", len(pending))
+                log.warning("could not hand back %d queued %s jobs", len(pending), self.name)
         if self._sweeper is not None and wait:
             self._sweeper.join(timeout=5)
-        close = getattr(self._fold.summarizer, "close", None)
-        if close is not None:
-            close()
+        self._job.close()
 
     # --- scheduling ----------------------------------------------------------------------
 
@@ -156,7 +171,9 @@ class FoldRunner:
             self._schedule.mark_due([member], self._clock())
         except Exception as exc:  # noqa: BLE001 - the append that claimed it already succeeded
             # Never fail the append for this: the lease lapses and a sweeper claims it then.
-            log.warning("could not hand a fold claim back: %s", getattr(exc, "cause", type(exc).__name__))
+            log.warning(
+                "could not hand a %s claim back: %s", self.name, getattr(exc, "cause", type(exc).__name__)
+            )
 
     def _submit(self, member: str) -> None:
         """Run a claimed member; the caller holds one slot, released when the job ends."""
@@ -219,55 +236,51 @@ class FoldRunner:
         try:
             tenant_id, session_id = self._keys.parse_due_member(member)
             try:
-                outcome = self._fold.run(tenant_id, session_id)
+                outcome = self._job.run(tenant_id, session_id)
             finally:
                 # Before the outcome is handled: its re-check of the window may fold again.
                 with self._lock:
                     self._in_flight.discard(member)
             self._after(member, tenant_id, session_id, outcome)
         except Exception as exc:  # noqa: BLE001 - e.g. Redis down: retry after backoff
-            log.warning("fold crashed: %s", type(exc).__name__)
-            self._observer.outcome(FoldOutcome.FAILED)
-            self._reschedule(member, self._fold.timing.retry_base)
+            log.warning("%s crashed: %s", self.name, type(exc).__name__)
+            self._observer.outcome(Outcome.FAILED)
+            self._reschedule(member, self._job.timing.retry_base)
         finally:
             self._observer.running(-1)
             self._slots.release()
 
     def _after(self, member: str, tenant_id: str, session_id: str, outcome: tuple[str, float | None]) -> None:
         status, retry_after = outcome
-        if status == FoldOutcome.DONE:
+        if status == Outcome.DONE:
             self._observer.outcome(status)
             self._settle(member, tenant_id, session_id)
-        elif status in (FoldOutcome.NOTHING, FoldOutcome.GONE):
+        elif status in (Outcome.NOTHING, Outcome.GONE):
             # Appends during this fold skipped their own request (it was in flight here),
             # so the window is checked again rather than the due mark merely dropped.
             self._settle(member, tenant_id, session_id)
-        elif status == FoldOutcome.BUSY:
+        elif status == Outcome.BUSY:
             self._observer.outcome(status)
             self._reschedule(member, self.config.busy_retry)
-        elif status == FoldOutcome.DEFERRED:
+        elif status == Outcome.DEFERRED:
             self._observer.outcome(status)
-            self._reschedule(member, retry_after or self._fold.timing.budget_recheck)
-        elif status == FoldOutcome.CONFLICT:
+            self._reschedule(member, retry_after or self._job.timing.budget_recheck)
+        elif status == Outcome.CONFLICT:
             self._observer.outcome(status)
             self._reschedule(member, self.config.conflict_retry)
         else:
-            self._observer.outcome(FoldOutcome.FAILED)
+            self._observer.outcome(Outcome.FAILED)
             self._observer.outcome("retried")  # failed folds are always scheduled again
-            delay = retry_after if retry_after is not None else self._fold.timing.retry_base
+            delay = retry_after if retry_after is not None else self._job.timing.retry_base
             self._reschedule(member, delay)
 
     def _settle(self, member: str, tenant_id: str, session_id: str) -> None:
-        """After a fold: drop the due mark, or keep going if the window still overflows."""
+        """After a run: drop the due mark, or keep going if there is more to do already."""
         self._schedule.drop(member)
         principal = self._principal_for(tenant_id)
         if principal is None:
             return
-        length, window_tokens = self._sessions.window_stats(tenant_id, session_id)
-        policy = principal.policy
-        if overflows(
-            length, window_tokens, window_size=policy.window_size, window_tokens=policy.window_tokens
-        ):
+        if self._job.still_due(principal, session_id):
             self.request_fold(tenant_id, session_id)
 
     def _reschedule(self, member: str, delay: float) -> None:

@@ -1,0 +1,60 @@
+"""What every background job shares: how a run ended (``Outcome``), its timings, the
+backoff after a failure and the wait when a tenant's daily LLM budget is spent."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+
+class Outcome:
+    """How one run of a job ended; the runner decides from it when the session is due again."""
+
+    DONE = "done"  # committed
+    NOTHING = "nothing"  # window within policy
+    GONE = "gone"  # session or tenant deleted
+    BUSY = "busy"  # another process holds the lock
+    CONFLICT = "conflict"  # the window changed underneath; try again
+    FAILED = "failed"  # the LLM or embedding call failed; back off
+    DEFERRED = "deferred"  # the tenant's daily LLM budget is spent
+
+
+class JobObserver:
+    """Hooks a job reports through (metrics); the default does nothing."""
+
+    def outcome(self, name: str) -> None:
+        pass
+
+    def running(self, delta: int) -> None:
+        pass
+
+    def llm(self, tenant_id: str, seconds: float, prompt_tokens: int, completion_tokens: int) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class JobTiming:
+    lock_seconds: float = 120.0
+    retry_base: float = 2.0
+    retry_max: float = 300.0
+    budget_recheck: float = 60.0
+
+
+def backoff(failures: int, retry_after: float | None, timing: JobTiming, rng: random.Random) -> float:
+    """Exponential backoff with equal jitter, never shorter than the server asked."""
+    # The exponent is capped: past a thousand failures 2.0 ** n overflows a float.
+    ceiling = min(timing.retry_max, timing.retry_base * 2 ** min(max(0, failures - 1), 64))
+    delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
+    return max(delay, retry_after or 0.0)
+
+
+def budget_delay(spent_today: int, budget: int, recheck: float, now: datetime | None = None) -> float | None:
+    """Seconds to wait when today's LLM budget is spent, else ``None``: re-checked every
+    ``recheck`` seconds (an operator may raise it) and at the latest just after UTC
+    midnight, when it renews."""
+    if budget <= 0 or spent_today < budget:
+        return None
+    now = now or datetime.now(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return min(recheck, (midnight - now).total_seconds() + 1)
