@@ -19,7 +19,20 @@ COMPAT_PREFIXES = {"motorhead": "/motorhead", "motorhead_v1": "/v1/motorhead"}
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Wire the app; build no socket and no thread (those come per process, after fork)."""
-    from app import account, admin, auth, cli, docs, health, memory, proxy, rate_limits, request_log, sessions
+    from app import (
+        account,
+        admin,
+        auth,
+        cli,
+        docs,
+        health,
+        memory,
+        proxy,
+        rate_limits,
+        request_log,
+        search,
+        sessions,
+    )
     from app.errors import register_error_handlers
     from app.extensions import Resources
 
@@ -49,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.metrics:
         app.register_blueprint(health.metrics_bp)
     app.register_blueprint(admin.bp)
-    tenant_blueprints = (memory.bp, sessions.bp, account.bp)
+    tenant_blueprints = (memory.bp, search.bp, sessions.bp, account.bp)
     for bp in tenant_blueprints:
         app.register_blueprint(bp)
     for name, prefix in COMPAT_PREFIXES.items():
@@ -84,12 +97,9 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _start_background_work() -> None:
-    """Start this process's fold pool and sweeper on its first request (after any fork);
+    """Start this process's fold and index pools on its first request (after any fork);
     gunicorn's ``post_fork`` hook starts it earlier in production."""
-    resources = current_app.extensions["recollect"]
-    runner = resources.runner
-    if not runner.started:
-        runner.start()
+    current_app.extensions["recollect"].start_background_work()
 
 
 def _wrap_in_data(response: Response) -> Response:

@@ -25,6 +25,7 @@ STATUS = {
     domain.InvalidField: 422,
     domain.RateLimited: 429,
     domain.StoreUnavailable: 503,
+    domain.EmbeddingsUnavailable: 503,
 }
 
 _HTTP_CODES = {
@@ -61,7 +62,7 @@ def _status_for(exc: domain.RecollectError) -> int:
 def domain_error_response(exc: domain.RecollectError) -> Response:
     """The response for a domain error (the error handler's, also used outside a view)."""
     response = error_response(_status_for(exc), exc.code, exc.message)
-    if isinstance(exc, domain.RateLimited):
+    if isinstance(exc, (domain.RateLimited, domain.EmbeddingsUnavailable)):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

@@ -23,12 +23,16 @@ from app.domain.keyspace import Keyspace
 from app.domain.memory.service import MemoryService
 from app.domain.memory.store import SessionStore
 from app.domain.scheduling.due_set import DueSet
+from app.domain.search.embedder import Embedder
+from app.domain.search.service import SearchService
+from app.domain.search.store import SearchStore
 from app.domain.tenancy.authentication import Authenticator
 from app.domain.tenancy.cache import TenancyCache
 from app.domain.tenancy.policy import PolicyDefaults
 from app.domain.tenancy.store import TenancyStore
 from app.domain.tenancy.tenants import TenantRegistry
 from app.domain.tenancy.usage import UsageLedger
+from app.llm import build_embedder
 from app.redis_breaker import RedisBreaker
 from config import Settings
 
@@ -96,6 +100,47 @@ def build_runner(resources: Resources) -> JobRunner:
         resources.keyspace,
         config,
         name="fold",
+        observer=observer,
+    )
+
+
+def build_index_runner(resources: Resources) -> JobRunner:
+    """This process's index schedule (only messages' terms, and embeddings when configured)."""
+    from app.domain.scheduling.outcome import JobTiming
+    from app.domain.scheduling.runner import JobRunner, ScheduleConfig
+    from app.domain.search.indexing import IndexJob
+    from app.metrics import IndexMetrics
+
+    settings = resources.settings
+    llm_worst_case = settings.llm_timeout_seconds * (settings.llm_max_retries + 1)
+    lock_seconds = max(10.0, llm_worst_case * 2)
+    timing = JobTiming(
+        lock_seconds=lock_seconds,
+        retry_base=settings.summary_retry_base_seconds,
+        retry_max=settings.summary_retry_max_seconds,
+        budget_recheck=settings.budget_recheck_seconds,
+    )
+    observer = IndexMetrics()
+    job = IndexJob(
+        resources.search_store,
+        resources.authenticator.principal_for,
+        resources.usage,
+        resources.embedder,
+        timing,
+        observer=observer,
+    )
+    config = ScheduleConfig(
+        workers=settings.index_workers,
+        sweep_interval=settings.index_sweep_interval_seconds,
+        lease_seconds=lock_seconds + 5,
+    )
+    return JobRunner(
+        job,
+        resources.index_due,
+        resources.authenticator.principal_for,
+        resources.keyspace,
+        config,
+        name="index",
         observer=observer,
     )
 
@@ -168,6 +213,11 @@ class Resources:
         self._registry: TenantRegistry | None = None
         self._authenticator: Authenticator | None = None
         self._runner: JobRunner | None = None
+        self._index_runner: JobRunner | None = None
+        self._background_pid: int | None = None
+        self._search_store: SearchStore | None = None
+        self._search: SearchService | None = None
+        self._embedder: Embedder | None = None
         self._memory: MemoryService | None = None
         self._usage: UsageLedger | None = None
 
@@ -193,7 +243,17 @@ class Resources:
             self._registry = TenantRegistry(tenancy, cache, defaults)
             self._authenticator = Authenticator(tenancy, cache)
             self._runner = None
+            self._index_runner = None
             self._usage = UsageLedger(client, self.keyspace)
+            self._search_store = SearchStore(client, self.keyspace)
+            self._embedder = build_embedder(self.settings)
+            self._search = SearchService(
+                self._search_store,
+                self._store,
+                self._usage,
+                self._embedder,
+                exact_vector_limit=self.settings.exact_vector_limit,
+            )
             self._memory = MemoryService(
                 self._store,
                 self._usage,
@@ -257,6 +317,41 @@ class Resources:
         return self._usage
 
     @property
+    def search_store(self) -> SearchStore:
+        self._ensure()
+        assert self._search_store is not None
+        return self._search_store
+
+    @property
+    def search(self) -> SearchService:
+        self._ensure()
+        assert self._search is not None
+        return self._search
+
+    @property
+    def embedder(self) -> Embedder | None:
+        self._ensure()
+        return self._embedder
+
+    @property
+    def index_runner(self) -> JobRunner:
+        self._ensure()
+        if self._index_runner is None:
+            with self._lock:
+                if self._index_runner is None:
+                    self._index_runner = build_index_runner(self)
+        return self._index_runner
+
+    def start_background_work(self) -> None:
+        """Start this process's fold and index pools and sweepers (idempotent, cheap when
+        already done: it runs before every request)."""
+        if self._background_pid == os.getpid():
+            return
+        for runner in (self.runner, self.index_runner):
+            runner.start()
+        self._background_pid = os.getpid()
+
+    @property
     def runner(self) -> JobRunner:
         self._ensure()
         if self._runner is None:
@@ -270,8 +365,9 @@ class Resources:
         (gunicorn ``worker_exit``)."""
         if self._pid != os.getpid():
             return
-        if self._runner is not None:
-            self._runner.shutdown(wait=wait)
+        for runner in (self._runner, self._index_runner):
+            if runner is not None:
+                runner.shutdown(wait=wait)
         if self._redis is not None:
             self._redis.close()
             pool = getattr(self._redis, "connection_pool", None)  # a cluster client has none

@@ -47,6 +47,17 @@ FOLDS = Counter(
 FOLDS_RUNNING = Gauge(
     "recollect_summarization_jobs_running", "Summarizations running now", multiprocess_mode="livesum"
 )
+INDEX_PASSES = Counter(
+    "recollect_index_jobs_total",
+    "Index passes (search indexing) by outcome (queued, done, failed, retried, deferred, busy, conflict, gone)",
+    ["outcome"],
+)
+INDEX_RUNNING = Gauge("recollect_index_jobs_running", "Index passes running now", multiprocess_mode="livesum")
+EMBEDDING_SECONDS = Histogram(
+    "recollect_embedding_request_duration_seconds",
+    "Duration of one index pass's embedding call",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
 LLM_SECONDS = Histogram(
     "recollect_llm_request_duration_seconds",
     "Duration of one summarization's LLM work",
@@ -92,6 +103,20 @@ class FoldMetrics:
         label = tenant_label(tenant_id)
         LLM_TOKENS.labels(label, "prompt").inc(prompt_tokens)
         LLM_TOKENS.labels(label, "completion").inc(completion_tokens)
+
+
+class IndexMetrics:
+    """What the index runner reports (embedding tokens count as the tenant's prompt tokens)."""
+
+    def outcome(self, name: str) -> None:
+        INDEX_PASSES.labels(name).inc()
+
+    def running(self, delta: int) -> None:
+        INDEX_RUNNING.inc(delta)
+
+    def llm(self, tenant_id: str, seconds: float, prompt_tokens: int, completion_tokens: int) -> None:
+        EMBEDDING_SECONDS.observe(seconds)
+        LLM_TOKENS.labels(tenant_label(tenant_id), "embedding").inc(prompt_tokens)
 
 
 class DueSetCollector(Collector):

@@ -125,7 +125,7 @@ def post_worker_init(worker) -> None:  # noqa: ANN001
     tokens.warm_up()
     resources = _resources(worker)
     if resources is not None:
-        resources.runner.start()
+        resources.start_background_work()
     # The imports (Flask, openai, pydantic, prometheus-client, tiktoken ...) leave ~110,000
     # tracked objects that live as long as the worker. Every full collection walked them
     # all: ~25 ms with the GIL held, stalling every in-flight request — the POST p99 tail

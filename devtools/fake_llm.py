@@ -107,6 +107,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "retry_after": _seconds,
     "hang_rate": _rate,
     "hang_seconds": _seconds,
+    "embedding_fail_rate": _rate,
 }
 
 
@@ -139,14 +140,26 @@ def chat_answer(messages: list[dict[str, Any]]) -> tuple[str, bool]:
     return "Summary of the conversation: " + " ".join(last_words), True
 
 
+_WORD = re.compile(r"\w+")
+
+
+def _hashed(feature: str, dims: int) -> tuple[int, float]:
+    digest = hashlib.sha256(feature.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:4], "little") % dims, 1.0 if digest[4] & 1 else -1.0
+
+
 def embedding(text: str, dims: int = EMBEDDING_DIMS) -> list[float]:
-    """A deterministic unit vector: equal texts embed equally, different ones almost never."""
-    digest = b""
-    counter = 0
-    while len(digest) < dims:
-        digest += hashlib.sha256(f"{counter}:{text}".encode("utf-8", "surrogatepass")).digest()
-        counter += 1
-    raw = [(b - 127.5) / 127.5 for b in digest[:dims]]
+    """A deterministic unit vector from the text's words (feature hashing): equal texts
+    embed equally, texts that share words are close, unrelated ones nearly orthogonal —
+    enough for a vector search to find something meaningful offline."""
+    raw = [0.0] * dims
+    words = _WORD.findall(text.lower()) or [text]
+    for word in words:
+        index, sign = _hashed(word, dims)
+        raw[index] += sign
+    # A small text-specific component, so different texts of the same words still differ.
+    index, sign = _hashed("\x00" + text, dims)
+    raw[index] += 0.01 * sign
     norm = math.sqrt(sum(v * v for v in raw)) or 1.0
     return [v / norm for v in raw]
 
@@ -206,6 +219,7 @@ class FakeLLM:
         self.retry_after: float = 1
         self.hang_rate = 0.0
         self.hang_seconds = 3600.0
+        self.embedding_fail_rate = 0.0
         self.verbose = verbose
         self._lock = threading.Lock()
         self._calls_changed = threading.Condition(self._lock)
@@ -228,6 +242,9 @@ class FakeLLM:
         self.total_prompt_tokens = 0
         self.total_completion_tokens = 0
         self.requests: list[dict[str, Any]] = []
+        self.embedding_calls = 0
+        self.embedding_failed = 0
+        self.embedded_texts: list[str] = []  # every input embedded successfully, in order
         self._server = _Server((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -313,6 +330,8 @@ class FakeLLM:
                 "chat_failed": self.chat_failed,
                 "total_prompt_tokens": self.total_prompt_tokens,
                 "total_completion_tokens": self.total_completion_tokens,
+                "embedding_calls": self.embedding_calls,
+                "embedding_failed": self.embedding_failed,
                 "held": self.held,
                 **{name: getattr(self, name) for name in _SETTINGS},
             }
@@ -426,29 +445,50 @@ class FakeLLM:
             {},
         )
 
-    def handle_embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+    def handle_embeddings(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         texts = _embedding_inputs(body.get("input"))
         encoding_format = body.get("encoding_format") or "float"
         if encoding_format not in ("float", "base64"):
             raise BadRequest("'encoding_format' must be 'float' or 'base64'")
+        dims = body.get("dimensions", EMBEDDING_DIMS)
+        if not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= 8192:
+            raise BadRequest("'dimensions' must be an integer from 1 to 8192")
         with self._lock:
             latency = self.latency
+            self.embedding_calls += 1
+            failing = self._rng.random() < self.embedding_fail_rate
+            status, retry_after = self.fail_status, self.retry_after
         if latency:
             self._stopping.wait(latency)
+        if failing:
+            with self._lock:
+                self.embedding_failed += 1
+            headers = {"Retry-After": _header_seconds(retry_after)} if status == 429 else {}
+            return (
+                status,
+                _error(f"Injected failure ({status}) from fake-llm.", "server_error", "server_error"),
+                headers,
+            )
         model = body.get("model") if isinstance(body.get("model"), str) else "fake-embedding"
         used = sum(tokens.count_tokens(text, model) for text in texts)
         data = []
+        with self._lock:
+            self.embedded_texts.extend(texts)
         for index, text in enumerate(texts):
-            vector: Any = embedding(text)
+            vector: Any = embedding(text, dims)
             if encoding_format == "base64":
                 vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
             data.append({"object": "embedding", "index": index, "embedding": vector})
-        return {
-            "object": "list",
-            "data": data,
-            "model": model,
-            "usage": {"prompt_tokens": used, "total_tokens": used},
-        }
+        return (
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": used, "total_tokens": used},
+            },
+            {},
+        )
 
 
 class _Server(ThreadingHTTPServer):
@@ -521,7 +561,7 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 if path in ("/v1/chat/completions", "/chat/completions"):
                     self._send(*fake.handle_chat(body))
                 elif path in ("/v1/embeddings", "/embeddings"):
-                    self._send(200, fake.handle_embeddings(body))
+                    self._send(*fake.handle_embeddings(body))
                 elif path == "/_control":
                     fake.control(body)
                     self._send(200, fake.stats())

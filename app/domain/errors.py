@@ -64,3 +64,13 @@ class StoreUnavailable(RecollectError):
     def __init__(self, message: str, *, cause: str = "unknown") -> None:
         super().__init__(message)
         self.cause = cause
+
+
+class EmbeddingsUnavailable(RecollectError):
+    """The embedding service failed a query's embedding; retry shortly."""
+
+    code = "embeddings_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after or 1))

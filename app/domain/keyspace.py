@@ -26,7 +26,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Test ids with ``fullmatch``. ``$`` also matches before a final newline, so ``^...$`` let
+# "acme\n" pass for a second tenant; ``\A...\Z`` keeps even ``match``/``search`` exact.
+TENANT_ID_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,62}\Z")
 
 
 def encode_session_id(session_id: str) -> str:

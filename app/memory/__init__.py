@@ -18,8 +18,6 @@ from app.schemas import (
     MemoryIn,
     MemoryOut,
     MessageOut,
-    RetrievalIn,
-    RetrievalOut,
     StatusOut,
 )
 
@@ -142,17 +140,3 @@ def read_message(session_id: str, message_id: int) -> Response:
 def delete_message(session_id: str, message_id: int) -> Response:
     _resources().memory.delete_message(g.principal, session_id, message_id)
     return json_response({"status": "Ok"})
-
-
-@bp.post("/sessions/<sid:session_id>/retrieval")
-@documented(
-    "Vector retrieval (400 long_term_memory_disabled until its issue lands)",
-    tag="memory",
-    ok=(200, RetrievalOut),
-    body=RetrievalIn,
-)
-def retrieval(session_id: str) -> Response:
-    parse_json_body(RetrievalIn)
-    # Long-term memory (vector retrieval) is specified in its own issue; until it lands
-    # the route answers as MotorHead does with MOTORHEAD_LONG_TERM_MEMORY off.
-    raise InvalidRequest("long term memory is disabled", code="long_term_memory_disabled")

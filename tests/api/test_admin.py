@@ -65,6 +65,15 @@ def test_create_tenant_errors(client, tenant):
     assert client.get("/admin/tenants/nope", headers=ADMIN).status_code == 404
 
 
+def test_a_tenant_id_with_a_trailing_newline_is_refused_not_a_second_tenant(client, tenant):
+    response = client.post("/admin/tenants", json={"id": "acme\n"}, headers=ADMIN)
+    assert response.status_code == 422 and response.json["error"]["code"] == "invalid_field"
+    assert client.post("/admin/tenants", json={"id": "globex\n"}, headers=ADMIN).status_code == 422
+    assert [t["id"] for t in client.get("/admin/tenants", headers=ADMIN).json["tenants"]] == ["acme"]
+    assert client.get("/admin/tenants/acme%0A", headers=ADMIN).status_code == 404
+    assert client.post("/admin/tenants/acme%0A/keys", headers=ADMIN).status_code == 404
+
+
 def test_patch_policy_and_return_a_field_to_its_default(client, tenant):
     patched = client.patch("/admin/tenants/acme", json={"window_size": 30, "name": "ACME"}, headers=ADMIN)
     assert patched.status_code == 200

@@ -18,8 +18,8 @@ class FoldingStore:
     def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
         self._redis = redis
         self._keys = keyspace
-        self._release = Script(__package__, "release_lock.lua")
-        self._note_failure = Script(__package__, "note_failure.lua")
+        self._release = Script("app.domain.scheduling", "release_lock.lua")
+        self._note_failure = Script("app.domain.scheduling", "note_failure.lua")
 
     def lock(self, tenant_id: str, session_id: str, token: str, *, seconds: float) -> bool:
         lock_key = self._keys.session(tenant_id, session_id).lock
@@ -31,5 +31,5 @@ class FoldingStore:
     def note_failure(self, tenant_id: str, session_id: str, *, gen: str, code: str) -> int | None:
         """Failures of this session's fold so far; ``None`` when the session is gone."""
         meta = self._keys.session(tenant_id, session_id).meta
-        failures = int(self._note_failure.run(self._redis, [meta], [gen, code]))
+        failures = int(self._note_failure.run(self._redis, [meta], [gen, code, "fails", "err"]))
         return None if failures == -1 else failures

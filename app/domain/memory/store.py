@@ -244,12 +244,13 @@ class SessionStore:
         )
 
     def list_sessions(self, tenant_id: str, *, offset: int, count: int, ttl_seconds: int = 0) -> list[str]:
-        """Session ids by last write, oldest first; sessions past their TTL are pruned
-        from the index first, so an expired session is never listed."""
+        """Session ids by last write, oldest first (``count`` < 0: all from ``offset``);
+        sessions past their TTL are pruned from the index first, so an expired session is
+        never listed."""
         index = self._keys.sessions_index(tenant_id)
         pipe = self._redis.pipeline(transaction=False)
         self._prune_expired(pipe, index, ttl_seconds)
-        pipe.zrange(index, offset, offset + count - 1)
+        pipe.zrange(index, offset, offset + count - 1 if count > 0 else -1)
         return [m.decode() for m in pipe.execute()[-1]]
 
     def count_sessions(self, tenant_id: str, *, ttl_seconds: int = 0) -> int:

@@ -58,7 +58,7 @@ class KeyInfo:
 
 
 def validate_tenant_id(tenant_id: str) -> str:
-    if not TENANT_ID_RE.match(tenant_id):
+    if not TENANT_ID_RE.fullmatch(tenant_id):
         raise InvalidField(
             "tenant id must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
         )
@@ -112,10 +112,13 @@ class TenantRegistry:
             try:
                 return self.create_tenant(tenant_id, with_key=False)[0]
             except Conflict:
+                # Another worker created it meanwhile. This process may have cached the
+                # miss (the lookup that sent us here): read the winner's record afresh.
+                self._cache.forget_tenant(tenant_id)
                 return self.get_tenant(tenant_id)
 
     def get_tenant(self, tenant_id: str) -> Tenant:
-        entry = self._cache.tenant(tenant_id) if TENANT_ID_RE.match(tenant_id) else None
+        entry = self._cache.tenant(tenant_id) if TENANT_ID_RE.fullmatch(tenant_id) else None
         if entry is None:
             raise NotFound(f"tenant {tenant_id!r} not found", code="tenant_not_found")
         return entry.tenant
@@ -156,9 +159,13 @@ class TenantRegistry:
     def create_key(self, tenant_id: str, *, label: str | None = None) -> api_keys.NewKey:
         self.get_tenant(tenant_id)
         new = api_keys.generate_key()
-        self._store.add_api_key(
+        # The cache may still hold a tenant another worker has just deleted: the store
+        # writes the key only for a tenant whose record exists (and outlives the key).
+        if not self._store.add_api_key_if_tenant_exists(
             tenant_id, new.key_id, secret_hash=new.secret_hash, created_at=utc_now_iso(), label=label
-        )
+        ):
+            self._cache.forget_tenant(tenant_id)
+            raise NotFound(f"tenant {tenant_id!r} not found", code="tenant_not_found")
         return new
 
     def list_keys(self, tenant_id: str) -> list[KeyInfo]:

@@ -1,5 +1,0 @@
--- Count a failed fold on the session it was for. KEYS: meta. ARGV: gen, error code.
--- Returns the failures so far, or -1 when the session is gone (deleted or recreated).
-if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return -1 end
-redis.call('HSET', KEYS[1], 'err', ARGV[2])
-return redis.call('HINCRBY', KEYS[1], 'fails', 1)

@@ -1,0 +1,50 @@
+-- Commit an index pass: documents, postings and vectors of the messages read, and the
+-- index watermark — only while the caller holds the index lock, the session is the one it
+-- read, nobody indexed meanwhile and every message read still exists (a message deleted
+-- meanwhile makes it refuse: the next pass reads without it).
+-- KEYS: window, meta, archive, postings, documents, vectors, index lock.
+-- ARGV: lock token, gen, expected watermark, new watermark, documents, terms,
+--       then per document: id, record ("<length> <term> <term>..."), vector ('' for none),
+--       then per term: term, its new postings (12 bytes each).
+-- Returns 1, or why it refused: 'lock', 'gone', 'moved', 'changed'.
+local window, meta, archive = KEYS[1], KEYS[2], KEYS[3]
+local postings, documents, vectors, lock = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local token, gen, expected, watermark = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local n_docs, n_terms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local FIXED_ARGS = 6
+if redis.call('GET', lock) ~= token then return 'lock' end
+if redis.call('HGET', meta, 'gen') ~= gen then return 'gone' end
+if (redis.call('HGET', meta, 'ix') or '0') ~= expected then return 'moved' end
+
+local in_window = {}
+for _, element in ipairs(redis.call('LRANGE', window, 0, -1)) do
+  in_window[string.match(element, '^{"id":(%d+),')] = true
+end
+for d = 0, n_docs - 1 do
+  local id = ARGV[FIXED_ARGS + 3 * d + 1]
+  if not in_window[id] and redis.call('ZCOUNT', archive, id, id) == 0 then return 'changed' end
+end
+
+local total_length = 0
+for d = 0, n_docs - 1 do
+  local at = FIXED_ARGS + 3 * d
+  local id, record, vector = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  redis.call('HSET', documents, id, record)
+  total_length = total_length + tonumber(string.match(record, '^(%d+)'))
+  if vector ~= '' then redis.call('HSET', vectors, id, vector) end
+end
+local base = FIXED_ARGS + 3 * n_docs
+for t = 0, n_terms - 1 do
+  local term, added = ARGV[base + 2 * t + 1], ARGV[base + 2 * t + 2]
+  local list = redis.call('HGET', postings, term)
+  redis.call('HSET', postings, term, (list or '') .. added)
+end
+redis.call('HINCRBY', meta, 'xn', n_docs)
+redis.call('HINCRBY', meta, 'xl', total_length)
+redis.call('HSET', meta, 'ix', watermark)
+redis.call('HDEL', meta, 'ixfails', 'ixerr')
+local ttl = redis.call('PTTL', meta)
+for _, key in ipairs({postings, documents, vectors}) do
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+return 1
