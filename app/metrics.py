@@ -49,7 +49,7 @@ FOLDS_RUNNING = Gauge(
 )
 INDEX_PASSES = Counter(
     "recollect_index_jobs_total",
-    "Index passes (search indexing) by outcome (queued, done, failed, retried, deferred, busy, conflict, gone)",
+    "Index passes by outcome (queued, done, failed, retried, deferred, busy, conflict, gone)",
     ["outcome"],
 )
 INDEX_RUNNING = Gauge("recollect_index_jobs_running", "Index passes running now", multiprocess_mode="livesum")

@@ -224,7 +224,9 @@ def test_a_crashing_fold_is_rescheduled_after_retry_base(
     assert wait_until(lambda: runner.prepare_claim(TENANT, "s1") is not None), "no longer in flight"
 
 
-def test_a_busy_fold_is_retried_after_busy_retry(make_runner, seed, fold_locks, fake_redis, keyspace, observer):
+def test_a_busy_fold_is_retried_after_busy_retry(
+    make_runner, seed, fold_locks, fake_redis, keyspace, observer
+):
     runner = make_runner(sweep_interval=60, busy_retry=20.0)
     seed("s1", 7)
     assert fold_locks.lock(TENANT, "s1", "another-process", seconds=30)

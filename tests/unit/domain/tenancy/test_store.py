@@ -61,6 +61,21 @@ def test_only_a_listed_write_adds_the_tenant_to_the_tenant_list(store):
     assert store.tenant_ids() == ["alpha", "zeta"]
 
 
+def test_a_tenant_exists_from_its_claim_until_its_deletion(store):
+    assert store.tenant_exists("acme") is False
+    store.claim_tenant("acme", CREATED)
+    assert store.tenant_exists("acme") is True
+    store.write_tenant("acme", record(), listed=True)
+    assert store.tenant_exists("acme") is True
+    store.delete_tenant("acme")
+    assert store.tenant_exists("acme") is False
+
+
+def test_a_record_without_created_at_does_not_exist_for_tenant_exists_either(store, fake_redis, keyspace):
+    fake_redis.hset(keyspace.tenant("acme"), "name", "Acme")
+    assert store.tenant_exists("acme") is False and store.read_tenant("acme") is None
+
+
 def test_the_tenant_list_is_empty_without_tenants(store):
     assert store.tenant_ids() == []
 
@@ -75,6 +90,42 @@ def test_deleting_a_tenant_removes_its_record_its_keys_and_its_place_in_the_list
     assert store.api_key_ids("acme") == []
     assert store.stored_secret("k1") is None and store.stored_secret("k2") is None
     assert fake_redis.keys("*") == []
+
+
+def test_deleting_a_tenant_also_removes_a_key_added_after_its_keys_were_read(store, fake_redis, monkeypatch):
+    """The key's writer found the record still there (so it handed the key out): the
+    deletion's second read, with the record's removal, must find it."""
+    store.write_tenant("acme", record(), listed=True)
+    add_key(store, "acme", "k1")
+    real_read = store.api_key_ids
+
+    def added_meanwhile(tenant_id: str) -> list[str]:
+        key_ids = real_read(tenant_id)
+        assert store.add_api_key_if_tenant_exists(
+            tenant_id, "late", secret_hash="h", created_at=CREATED, label=None
+        )
+        return key_ids
+
+    monkeypatch.setattr(store, "api_key_ids", added_meanwhile)
+    assert store.delete_tenant("acme") == ["k1", "late"]
+    assert store.stored_secret("late") is None and store.stored_secret("k1") is None
+    assert fake_redis.keys("*") == []
+
+
+def test_deleting_a_tenant_removes_its_keys_before_its_record(store, fake_redis, keyspace, monkeypatch):
+    """Whoever re-creates the id the moment the record is gone finds no old key."""
+    store.write_tenant("acme", record(), listed=True)
+    add_key(store, "acme", "k1")
+    seen: list[tuple[bool, bool]] = []
+    real_remove = store._remove_api_keys
+
+    def remove(tenant_id: str, key_ids: list[str]) -> None:
+        real_remove(tenant_id, key_ids)
+        seen.append((store.tenant_exists(tenant_id), store.stored_secret("k1") is None))
+
+    monkeypatch.setattr(store, "_remove_api_keys", remove)
+    store.delete_tenant("acme")
+    assert seen[0] == (True, True), "the key was gone while the record still stood"
 
 
 def test_deleting_a_tenant_leaves_other_tenants_and_their_keys_alone(store):
@@ -162,6 +213,33 @@ def test_deleting_a_key_removes_its_record_and_its_place_in_the_tenants_set(stor
     assert store.stored_secret("k2") == StoredSecret("hash-of-k2", "acme")
 
 
+def test_a_key_is_added_while_its_tenant_exists(store):
+    store.write_tenant("acme", record(), listed=True)
+    added = store.add_api_key_if_tenant_exists("acme", "k1", secret_hash="h", created_at=CREATED, label="ci")
+    assert added is True
+    assert store.stored_secret("k1") == StoredSecret("h", "acme")
+    assert store.api_keys("acme") == [ApiKeyRecord("k1", CREATED, "ci", None)]
+
+
+def test_a_key_for_a_tenant_without_a_record_is_refused_and_leaves_nothing(store, fake_redis):
+    assert (
+        store.add_api_key_if_tenant_exists("gone", "k1", secret_hash="h", created_at=CREATED, label="x")
+        is False
+    )
+    assert store.stored_secret("k1") is None
+    assert store.api_key_ids("gone") == []
+    assert fake_redis.keys("*") == []
+
+
+def test_a_refused_key_leaves_the_other_keys_in_the_set_alone(store):
+    add_key(store, "gone", "orphan")  # e.g. written by a key creation that is still checking
+    assert (
+        store.add_api_key_if_tenant_exists("gone", "k1", secret_hash="h", created_at=CREATED, label=None)
+        is False
+    )
+    assert store.api_key_ids("gone") == ["orphan"]
+
+
 def test_touching_a_key_records_when_it_was_last_used(store):
     add_key(store, "acme", "k1")
     store.touch_api_key("k1", "2026-02-03T00:00:00.000Z")
@@ -198,6 +276,10 @@ def test_touching_still_works_after_redis_forgot_its_scripts(store, fake_redis):
         lambda s: s.tenant_ids(),
         lambda s: s.delete_tenant("acme"),
         lambda s: add_key(s, "acme", "k1"),
+        lambda s: s.add_api_key_if_tenant_exists(
+            "acme", "k1", secret_hash="h", created_at=CREATED, label=None
+        ),
+        lambda s: s.tenant_exists("acme"),
         lambda s: s.api_keys("acme"),
         lambda s: s.stored_secret("k1"),
         lambda s: s.touch_api_key("k1", CREATED),

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from app.domain.errors import Conflict, InvalidField, NotFound
 from app.domain.tenancy import api_keys
+from app.domain.tenancy.authentication import Authenticator
 from app.domain.tenancy.cache import TenancyCache
 from app.domain.tenancy.policy import Policy
 from app.domain.tenancy.store import StoredSecret
@@ -40,6 +41,23 @@ def test_an_invalid_tenant_id_is_an_invalid_field_explaining_the_rule(tenant_id)
     with pytest.raises(InvalidField, match="tenant id must be 1-63 characters of a-z, 0-9") as caught:
         validate_tenant_id(tenant_id)
     assert caught.value.code == "invalid_field"
+
+
+@pytest.mark.parametrize("tenant_id", ["acme\n", "a\n", "acme\n\n", "\nacme"])
+def test_a_tenant_id_with_a_newline_is_invalid_and_never_reaches_redis(
+    tenant_id, registry, counting, fake_redis
+):
+    """``$`` would match before a final newline: "acme\\n" must not pass for a second tenant."""
+    with pytest.raises(InvalidField):
+        validate_tenant_id(tenant_id)
+    with pytest.raises(InvalidField):
+        registry.create_tenant(tenant_id)
+    with pytest.raises(InvalidField):
+        registry.ensure_tenant(tenant_id)
+    with pytest.raises(NotFound):
+        registry.get_tenant(tenant_id)
+    assert counting.calls["read_tenant"] == 0
+    assert fake_redis.keys("*") == []
 
 
 # --- creating ----------------------------------------------------------------------------------
@@ -144,6 +162,20 @@ def test_ensure_tenant_returns_the_tenant_another_worker_created_meanwhile(store
     loser = TenantRegistry(racing, cache, defaults)  # type: ignore[arg-type]
     assert loser.ensure_tenant("open").name == "Winner"
     assert store.tenant_ids() == ["open"]
+
+
+def test_ensure_tenant_survives_losing_the_race_with_a_cached_miss(store, defaults, clock):
+    """Two workers create the drop-in tenant at once: the loser had cached "no such tenant"
+    (its first request's lookup), and its fallback read must not answer from that miss."""
+    cache_a, cache_b = TenancyCache(store, defaults, clock=clock), TenancyCache(store, defaults, clock=clock)
+    a, b = TenantRegistry(store, cache_a, defaults), TenantRegistry(store, cache_b, defaults)
+    authenticator_a = Authenticator(store, cache_a, clock=clock)
+    assert authenticator_a.principal_for("open") is None  # caches the miss in worker a
+    created = b.ensure_tenant("open")
+    assert a.ensure_tenant("open") == created
+    principal = authenticator_a.principal_for("open")  # what app.auth asks next
+    assert principal is not None and principal.tenant_id == "open"
+    assert store.tenant_ids() == ["open"] and store.api_key_ids("open") == []
 
 
 def test_ensure_tenant_refuses_an_invalid_id(registry):
@@ -393,3 +425,91 @@ def test_revoking_a_key_of_an_unknown_tenant_is_tenant_not_found(registry):
     with pytest.raises(NotFound) as caught:
         registry.revoke_key("nobody", key.key_id)
     assert caught.value.code == "tenant_not_found"
+
+
+# --- keys racing the tenant's deletion ----------------------------------------------------------
+
+
+def two_workers(store, defaults, clock) -> tuple[TenantRegistry, TenantRegistry]:
+    return tuple(  # type: ignore[return-value]
+        TenantRegistry(store, TenancyCache(store, defaults, clock=clock), defaults, sleep=lambda s: None)
+        for _ in range(2)
+    )
+
+
+def authenticates(store, defaults, clock, new_key: api_keys.NewKey) -> bool:
+    """Whether the key gets in on a worker with a fresh cache."""
+    fresh = Authenticator(store, TenancyCache(store, defaults, clock=clock), clock=clock)
+    return fresh.authenticate(new_key.api_key) is not None
+
+
+def test_a_stale_cache_cannot_create_a_key_for_a_deleted_tenant(store, defaults, clock, fake_redis):
+    a, b = two_workers(store, defaults, clock)
+    b.create_tenant("acme", with_key=False)
+    a.get_tenant("acme")  # worker a caches the tenant
+    b.delete_tenant("acme", erase=no_data)
+    with pytest.raises(NotFound) as caught:
+        a.create_key("acme")
+    assert caught.value.code == "tenant_not_found"
+    assert fake_redis.keys("*") == [], "no key record and no key set is left behind"
+    with pytest.raises(NotFound):
+        a.get_tenant("acme")  # the stale entry is gone too
+
+
+def test_a_key_refused_for_a_deleted_tenant_does_not_get_in_once_the_id_is_reused(store, defaults, clock):
+    a, b = two_workers(store, defaults, clock)
+    b.create_tenant("acme", with_key=False)
+    a.get_tenant("acme")
+    b.delete_tenant("acme", erase=no_data)
+    with pytest.raises(NotFound):
+        a.create_key("acme")
+    _, new_key = b.create_tenant("acme")
+    assert store.api_key_ids("acme") == [new_key.key_id]
+    assert authenticates(store, defaults, clock, new_key)
+
+
+def test_a_tenant_deleted_while_its_key_is_being_written_leaves_no_key(
+    store, defaults, clock, fake_redis, monkeypatch
+):
+    """The deletion runs between the key's write and the store's check of the tenant."""
+    a, b = two_workers(store, defaults, clock)
+    b.create_tenant("acme", with_key=False)
+    real_check = store.tenant_exists
+    deleted: list[int] = []
+
+    def deleted_meanwhile(tenant_id: str) -> bool:
+        if not deleted:
+            deleted.append(b.delete_tenant(tenant_id, erase=no_data))
+        return real_check(tenant_id)
+
+    monkeypatch.setattr(store, "tenant_exists", deleted_meanwhile)
+    with pytest.raises(NotFound):
+        a.create_key("acme")
+    assert deleted == [0]
+    assert fake_redis.keys("*") == []
+
+
+def test_a_key_created_while_its_tenant_is_being_deleted_does_not_outlive_it(
+    store, defaults, clock, fake_redis, monkeypatch
+):
+    """The key is created after the deletion read the tenant's key ids and before it
+    removed the record: it was handed out, so the deletion must still remove it, or it
+    would get in as whoever reuses the id."""
+    a, b = two_workers(store, defaults, clock)
+    b.create_tenant("acme", with_key=False)
+    real_read = store.api_key_ids
+    created: list[api_keys.NewKey] = []
+
+    def created_meanwhile(tenant_id: str) -> list[str]:
+        key_ids = real_read(tenant_id)
+        if not created:
+            created.append(a.create_key(tenant_id))  # the record still exists: it succeeds
+        return key_ids
+
+    monkeypatch.setattr(store, "api_key_ids", created_meanwhile)
+    b.delete_tenant("acme", erase=no_data)
+    monkeypatch.undo()
+    assert len(created) == 1
+    assert fake_redis.keys("*") == []
+    b.create_tenant("acme", with_key=False)
+    assert not authenticates(store, defaults, clock, created[0])
