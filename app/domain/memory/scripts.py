@@ -13,6 +13,9 @@ from app.domain.redis_access import Script
 from app.domain.scheduling.claims import CLAIM_LIBRARY
 
 
+MAX_MESSAGE_ID = 2**32 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class TenantWideKeys:
     """Keys an append may also write on a single node (other slots on a cluster)."""
@@ -161,6 +164,8 @@ class DeleteMessageScript:
             session.documents,
             session.vectors,
         ]
+        if not 0 < message_id <= MAX_MESSAGE_ID:
+            return False  # never given: ids are 32-bit in the search postings
         return self._script.run(client, keys, [message_id, struct.pack("<I", message_id)]) is not None
 
 
