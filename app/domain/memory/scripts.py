@@ -12,7 +12,6 @@ from app.domain.ratelimit.charge import CHARGE_LIBRARY, RateCharge, RateWindow
 from app.domain.redis_access import Script
 from app.domain.scheduling.claims import CLAIM_LIBRARY
 
-
 MAX_MESSAGE_ID = 2**32 - 1
 
 
