@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         admin,
         auth,
         cli,
+        context,
         docs,
         health,
         memory,
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.metrics:
         app.register_blueprint(health.metrics_bp)
     app.register_blueprint(admin.bp)
-    tenant_blueprints = (memory.bp, search.bp, sessions.bp, account.bp)
+    tenant_blueprints = (memory.bp, search.bp, context.bp, sessions.bp, account.bp)
     for bp in tenant_blueprints:
         app.register_blueprint(bp)
     for name, prefix in COMPAT_PREFIXES.items():

@@ -18,6 +18,7 @@ from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
+from app.domain.context.service import ContextService
 from app.domain.folding.store import FoldingStore
 from app.domain.keyspace import Keyspace
 from app.domain.memory.service import MemoryService
@@ -217,6 +218,7 @@ class Resources:
         self._background_pid: int | None = None
         self._search_store: SearchStore | None = None
         self._search: SearchService | None = None
+        self._context: ContextService | None = None
         self._embedder: Embedder | None = None
         self._memory: MemoryService | None = None
         self._usage: UsageLedger | None = None
@@ -254,6 +256,7 @@ class Resources:
                 self._embedder,
                 exact_vector_limit=self.settings.exact_vector_limit,
             )
+            self._context = ContextService(self._store, self._search)
             self._memory = MemoryService(
                 self._store,
                 self._usage,
@@ -327,6 +330,12 @@ class Resources:
         self._ensure()
         assert self._search is not None
         return self._search
+
+    @property
+    def context(self) -> ContextService:
+        self._ensure()
+        assert self._context is not None
+        return self._context
 
     @property
     def embedder(self) -> Embedder | None:

@@ -88,12 +88,14 @@ def test_live_responses_validate_against_the_document(app, client, spec, tenant)
         call("GET", f"{prefix}/usage", headers=h)
         call("POST", f"{prefix}/sessions/s1/retrieval", json={"text": "x"}, headers=h)
         call("POST", f"{prefix}/search", json={"text": "hi", "k": 3}, headers=h)
+        call("GET", f"{prefix}/sessions/s1/context?model=gpt-4o&max_tokens=100", headers=h)
         call("DELETE", f"{prefix}/sessions/s1/messages/2", headers=h)
         call("DELETE", f"{prefix}/sessions/s1/memory", headers=h)
     call("POST", "/sessions/s1/memory", json=body, headers=h)
     call("GET", "/sessions/s1/messages/99", headers=h)  # 404
     call("GET", "/sessions/s1/memory")  # 401
     call("GET", "/sessions?size=500", headers=h)  # 400
+    call("GET", "/sessions/s1/context?model=gpt-4o&max_tokens=0", headers=h)  # 400
     call("POST", "/sessions/s1/memory", data="x", content_type="text/plain", headers=h)  # 415
     call("POST", "/sessions/s1/memory", json={"messages": 1}, headers=h)  # 422
     call("POST", "/sessions/s1/memory", data="{", content_type="application/json", headers=h)  # 400
