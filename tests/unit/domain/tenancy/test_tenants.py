@@ -489,6 +489,33 @@ def test_a_tenant_deleted_while_its_key_is_being_written_leaves_no_key(
     assert fake_redis.keys("*") == []
 
 
+def test_a_tenant_deleted_right_after_its_key_was_checked_takes_the_key_along(
+    store, defaults, clock, monkeypatch
+):
+    """The deletion runs just after the store found the tenant's record: the key was
+    handed out, and must still not get in as whoever reuses the id. (Checking before
+    writing would lose here: the key would be written after the deletion was done.)"""
+    a, b = two_workers(store, defaults, clock)
+    b.create_tenant("acme", with_key=False)
+    real_check = store.tenant_exists
+    deleted: list[int] = []
+
+    def deleted_right_after(tenant_id: str) -> bool:
+        exists = real_check(tenant_id)
+        if not deleted:
+            deleted.append(b.delete_tenant(tenant_id, erase=no_data))
+        return exists
+
+    monkeypatch.setattr(store, "tenant_exists", deleted_right_after)
+    handed_out = a.create_key("acme")
+    monkeypatch.undo()
+    assert deleted == [0]
+    assert store.stored_secret(handed_out.key_id) is None
+    b.create_tenant("acme", with_key=False)
+    assert store.api_key_ids("acme") == []
+    assert not authenticates(store, defaults, clock, handed_out)
+
+
 def test_a_key_created_while_its_tenant_is_being_deleted_does_not_outlive_it(
     store, defaults, clock, fake_redis, monkeypatch
 ):
