@@ -80,6 +80,15 @@ def api_snapshot(client, headers: dict[str, str], session_ids: Iterable[str]) ->
             single = client.get(memory_url("", session_id, f"messages/{message['id']}"), headers=headers)
             assert single.status_code == 200
             seen[f"message {session_id!r} {message['id']}"] = single.get_data()
+        history = client.get(memory_url("", session_id, "messages?limit=100"), headers=headers)
+        assert history.status_code == 200
+        seen[f"history {session_id!r}"] = history.get_data()
+        retrieval = client.post(
+            memory_url("", session_id, "retrieval"), json={"text": "q a"}, headers=headers
+        )
+        assert retrieval.status_code == 200
+        seen[f"retrieval {session_id!r}"] = retrieval.get_data()
+    seen["search"] = b"".join(search_hits(client, headers, "q a summary"))
     listing = client.get("/sessions?page=1&size=100", headers=headers)
     assert listing.status_code == 200
     seen["sessions"] = listing.get_data()
@@ -87,6 +96,13 @@ def api_snapshot(client, headers: dict[str, str], session_ids: Iterable[str]) ->
     assert usage.status_code == 200
     seen["usage"] = usage.get_data()
     return seen
+
+
+def search_hits(client, headers: dict[str, str], text: str) -> list[bytes]:
+    """The tenant-wide search's hits, each as the raw JSON of (session, id, content)."""
+    response = client.post("/search", json={"text": text, "k": 50}, headers=headers)
+    assert response.status_code == 200, response.get_data()
+    return sorted(f"{hit['session_id']}|{hit['id']}|{hit['content']}".encode() for hit in response.json)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ and nothing B received contains any of A's content or credentials.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from app.domain.keyspace import decode_session_id
@@ -19,6 +21,7 @@ from tests.security.conftest import (
     api_snapshot,
     memory_url,
     redis_snapshot,
+    search_hits,
     unwrap,
 )
 
@@ -78,6 +81,17 @@ CRAFTED = [
     "😀",
     "é" * 128,  # 256 bytes of UTF-8
     "y" * 256,
+    # RediSearch tag and query syntax (a shared search index filters by tenant and session).
+    "}|{",
+    "s1|s2",
+    "@s:{s1}",
+    "@t:{acme}",
+    "(s1)",
+    "-s1",
+    "a b c",
+    "s1\\*",
+    "$q",
+    "=>[KNN 10 @v $q]",
 ]
 TARGETS = list(dict.fromkeys(A_SESSIONS + CRAFTED))
 
@@ -124,10 +138,28 @@ class Attacker:
                 assert needle not in received, (needle, received[:300])
 
 
+def wait_indexed(client, tenant, redis_client, sessions=A_SESSIONS) -> None:
+    """Until the tenant's messages are all searchable and no index pass of its is due or
+    running, so nothing of it changes by itself while the other attacks."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        pending = sum(
+            client.get(memory_url("", s), headers=tenant.headers).json["pending_index"] for s in sessions
+        )
+        mine = f"{tenant.id}:".encode()
+        due = [m for m in redis_client.zrange("rc:due:index", 0, -1) if m.startswith(mine)]
+        if not pending and not due:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{tenant.id}'s messages were not indexed in time")
+
+
 @pytest.fixture
 def attack_setup(client, tenant, other_tenant, redis_client, addresses):
-    """A seeded with data and snapshotted; B ready to attack."""
+    """A seeded with data, indexed and snapshotted; B ready to attack."""
     seed_tenant_a(client, tenant)
+    wait_indexed(client, tenant, redis_client)
+    assert search_hits(client, tenant.headers, A_MARK), "A finds its own messages"
     before = (api_snapshot(client, tenant.headers, A_SESSIONS), redis_snapshot(redis_client, "acme"))
     assert any(A_MARK.encode() in body for body in before[0].values())
     attacker = Attacker(client, other_tenant.headers, addresses)
@@ -145,15 +177,28 @@ def attack_one_session(b: Attacker, prefix: str, session: str, index: int) -> No
     """Every session-level route, with the id A uses (or a crafted one) and A's message ids."""
     read = b.send("get", memory_url(prefix, session))
     assert read.status_code == 200
-    assert unwrap(prefix, read.json) == {"messages": [], "context": None, "tokens": 0, "pending_summary": 0}
+    assert unwrap(prefix, read.json) == {
+        "messages": [],
+        "context": None,
+        "tokens": 0,
+        "pending_summary": 0,
+        "pending_index": 0,
+    }
     for message_id in (0, 1, 2, 3, 2**31):
         single = b.send("get", memory_url(prefix, session, f"messages/{message_id}"))
         assert single.status_code == 404, (session, message_id)
         assert b.send("delete", memory_url(prefix, session, f"messages/{message_id}")).status_code == 404
-    retrieval = b.send("post", memory_url(prefix, session, "retrieval"), json={"text": A_MARK})
-    # Long-term memory is not built yet: the route refuses for every tenant alike.
-    assert retrieval.status_code == 400, (session, retrieval.status_code)
-    assert retrieval.json["error"]["code"] == "long_term_memory_disabled"
+    for mode in ("auto", "keyword"):
+        retrieval = b.send(
+            "post", memory_url(prefix, session, "retrieval"), json={"text": A_MARK, "mode": mode}
+        )
+        assert retrieval.status_code == 200 and unwrap(prefix, retrieval.json) == [], (session, mode)
+    history = b.send("get", memory_url(prefix, session, "messages?limit=100"))
+    assert unwrap(prefix, history.json) == {"messages": [], "next_before": None}
+    context = b.send("get", memory_url(prefix, session, "context?model=gpt-4o&max_tokens=10000&query=A"))
+    assert unwrap(prefix, context.json)["messages"] == []
+    searched = b.send("post", f"{prefix}/search", json={"text": A_MARK, "session_ids": [session]})
+    assert searched.status_code == 200 and unwrap(prefix, searched.json) == []
 
     # B writes under the same id, reusing A's Idempotency-Key: B's own, fresh session.
     mine = f"B-{index}"
@@ -193,6 +238,12 @@ def test_b_using_a_s_and_crafted_session_and_message_ids_on_every_route_never_to
         assert listed == ([] if "page=2" in query else ["b-own"]), query
     current = unwrap(prefix, b.send("get", f"{prefix}/keys/current").json)
     assert current == {"tenant_id": "globex", "key_id": other_tenant.key_id}
+    for body in (
+        {"text": A_MARK},
+        {"text": A_MARK, "k": 50, "session_ids": A_SESSIONS},
+        {"text": "q a summary", "metadata": {"m": f"{A_MARK}-0"}},
+    ):
+        assert unwrap(prefix, b.send("post", f"{prefix}/search", json=body).json) == [], body
     usage = unwrap(prefix, b.send("get", f"{prefix}/usage").json)
     assert usage["tenant_id"] == "globex" and usage["sessions"] == 1
     assert usage["messages"]["total"] == len(TARGETS) + 1
@@ -213,9 +264,10 @@ def test_b_s_writes_to_crafted_ids_land_only_in_its_own_hash_tagged_keys(
     client, tenant, other_tenant, redis_client, addresses
 ):
     """The key mapping is injective and closed: every key B's writes create is
-    ``rc:{globex:<encoded id>}:<w|m|i>`` with exactly one pair of braces, and its encoded
+    ``rc:{globex:<encoded id>}:<suffix>`` with exactly one pair of braces, and its encoded
     part decodes back to exactly the id B used."""
     seed_tenant_a(client, tenant)
+    wait_indexed(client, tenant, redis_client)
     a_before = redis_snapshot(redis_client, "acme")
     keys_before = set(redis_client.scan_iter(count=1000))
     b = Attacker(client, other_tenant.headers, addresses)
@@ -229,14 +281,19 @@ def test_b_s_writes_to_crafted_ids_land_only_in_its_own_hash_tagged_keys(
     decoded = set()
     for raw in set(redis_client.scan_iter(count=1000)) - keys_before:
         key = raw.decode()
-        if key.startswith("LIMITS:") or key == "rc:{globex}:sessions" or key == "rc:{globex}:usage":
+        if key.startswith("LIMITS:") or key in ("rc:{globex}:sessions", "rc:{globex}:usage"):
             continue  # the rate limiter's counters and B's own tenant-wide keys
+        if key in ("rc:due", "rc:due:index"):
+            continue  # the shared schedules: members name the session, checked below
         assert key.startswith("rc:{globex:"), key
         assert key.count("{") == 1 and key.count("}") == 1, key
         inner, _, suffix = key.partition("}:")
-        assert suffix in ("w", "m", "i"), key
+        assert suffix in ("w", "m", "i", "a", "x", "d", "v", "k"), key
         decoded.add(decode_session_id(inner.removeprefix("rc:{globex:")))
     assert decoded == set(TARGETS)
+    for member in redis_client.zrange("rc:due:index", 0, -1):
+        tenant_id, _, encoded = member.decode().partition(":")
+        assert tenant_id == "globex" and decode_session_id(encoded) in TARGETS
     assert redis_snapshot(redis_client, "acme") == a_before
 
 
@@ -278,6 +335,9 @@ def tenant_routes(prefix: str, session: str) -> list[tuple[str, str, dict]]:
         ("delete", memory_url(prefix, session, "messages/1"), {}),
         ("get", f"{prefix}/sessions?page=1&size=100", {}),
         ("post", memory_url(prefix, session, "retrieval"), {"json": {"text": "x"}}),
+        ("get", memory_url(prefix, session, "messages?limit=10"), {}),
+        ("get", memory_url(prefix, session, "context?model=gpt-4o&max_tokens=100"), {}),
+        ("post", f"{prefix}/search", {"json": {"text": "x"}}),
         ("get", f"{prefix}/keys/current", {}),
         ("get", f"{prefix}/usage", {}),
     ]
@@ -296,6 +356,7 @@ def test_confusing_or_conflicting_credentials_are_refused_on_every_route_and_wri
         json={"messages": [{"role": "AI", "content": "b"}]},
         headers=other_tenant.headers,
     )
+    wait_indexed(client, other_tenant, redis_client, ["b-own"])
     b_before = (
         api_snapshot(client, other_tenant.headers, ["b-own", "s1"]),
         redis_snapshot(redis_client, "globex"),
@@ -391,6 +452,8 @@ def test_tenant_ids_that_prefix_each_other_never_reach_each_others_keys(
 
     # The operator erasing the shortest prefix, then "acme", leaves every other tenant whole.
     survivors = ["acme", "acme-2", "acme_2"]
+    for tid in survivors:
+        wait_indexed(client, tenants[tid], redis_client, PREFIX_SESSIONS)
     before = snapshots(survivors)
     assert client.delete("/admin/tenants/acm", headers=ADMIN).status_code == 200
     assert list(redis_client.scan_iter(match="rc:{acm:*")) == []
