@@ -25,6 +25,7 @@ from app.domain.memory.service import MemoryService
 from app.domain.memory.store import SessionStore
 from app.domain.scheduling.due_set import DueSet
 from app.domain.search.embedder import Embedder
+from app.domain.search.redisearch import VectorIndex, has_search_module
 from app.domain.search.service import SearchService
 from app.domain.search.store import SearchStore
 from app.domain.tenancy.authentication import Authenticator
@@ -217,6 +218,7 @@ class Resources:
         self._index_runner: JobRunner | None = None
         self._background_pid: int | None = None
         self._search_store: SearchStore | None = None
+        self._vector_index: VectorIndex | None = None
         self._search: SearchService | None = None
         self._context: ContextService | None = None
         self._embedder: Embedder | None = None
@@ -235,7 +237,13 @@ class Resources:
             else:
                 client = make_redis(self.settings, self.breaker)
             self._redis = client
-            self._store = SessionStore(client, self.keyspace)
+            self._vector_index = (
+                VectorIndex(client, self.keyspace)
+                if self.settings.redisearch == "auto" and has_search_module(client)
+                else None
+            )
+            vector_prefix = self._vector_index.session_prefix if self._vector_index is not None else None
+            self._store = SessionStore(client, self.keyspace, vector_prefix=vector_prefix)
             self._folding = FoldingStore(client, self.keyspace)
             self._fold_due = DueSet(client, self.keyspace.due)
             self._index_due = DueSet(client, self.keyspace.index_due)
@@ -247,7 +255,7 @@ class Resources:
             self._runner = None
             self._index_runner = None
             self._usage = UsageLedger(client, self.keyspace)
-            self._search_store = SearchStore(client, self.keyspace)
+            self._search_store = SearchStore(client, self.keyspace, vector_index=self._vector_index)
             self._embedder = build_embedder(self.settings)
             self._search = SearchService(
                 self._search_store,
@@ -336,6 +344,12 @@ class Resources:
         self._ensure()
         assert self._context is not None
         return self._context
+
+    @property
+    def vector_index(self) -> VectorIndex | None:
+        """The RediSearch vector index, when the server has the search module."""
+        self._ensure()
+        return self._vector_index
 
     @property
     def embedder(self) -> Embedder | None:

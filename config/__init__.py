@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     index_sweep_interval_seconds: float = Field(
         0.25, gt=0, le=600, validation_alias=_env("RECOLLECT_INDEX_SWEEP_INTERVAL_SECONDS")
     )
+    # "auto": vectors go in a RediSearch index when the server has the search module.
+    redisearch: Literal["auto", "off"] = Field("auto", validation_alias=_env("RECOLLECT_REDISEARCH"))
     # Exact vector search reads every vector of the searched sessions into the worker.
     exact_vector_limit: int = Field(
         20_000, ge=100, le=1_000_000, validation_alias=_env("RECOLLECT_EXACT_VECTOR_LIMIT")

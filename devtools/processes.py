@@ -38,8 +38,8 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 class RedisServer:
     """A private ``redis-server`` (nothing persisted) on a free loopback port."""
 
-    def __init__(self, workdir: Path, *extra: str) -> None:
-        binary = shutil.which("redis-server")
+    def __init__(self, workdir: Path, *extra: str, binary: str | None = None) -> None:
+        binary = binary or shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (make test installs it with apt)")
         self.binary = binary
@@ -80,3 +80,17 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(timeout=10)
             self.process = None
+
+
+def redis_stack_server() -> str | None:
+    """The path of a Redis Stack server (redis-server with RediSearch), provisioned by
+    ``scripts/redis-stack.sh`` (cached after the first run); None when it cannot be."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "redis-stack.sh"
+    try:
+        done = subprocess.run(  # noqa: S603 - our own script
+            [str(script)], capture_output=True, text=True, timeout=600, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    path = done.stdout.strip().splitlines()[-1] if done.returncode == 0 and done.stdout.strip() else ""
+    return path or None

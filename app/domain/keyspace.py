@@ -108,6 +108,7 @@ class Keyspace:
         return (
             f"{self.prefix}:{{{tenant_id}:*",
             f"{self.prefix}:{{{tenant_id}}}:*",
+            f"{self.prefix}:vec:{{{tenant_id}:*",
             f"LIMITS:{{LIMITER/{self.rate_limit_prefix}/t:{tenant_id}/*",
         )
 

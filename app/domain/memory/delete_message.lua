@@ -1,11 +1,12 @@
 -- Remove one message from the window (its tokens from the window's count) or from the
 -- archive, and, if it was indexed, from the search index.
 -- KEYS: window, meta, archive, postings, documents, vectors.
--- ARGV: message id, the id as 4 little-endian bytes (how postings hold it).
+-- ARGV: message id, the id as 4 little-endian bytes (how postings hold it), the vector
+--       key prefix ('' = vectors are in the vectors hash; see search/redisearch.py).
 -- Returns the removed element or false.
 local window, meta, archive = KEYS[1], KEYS[2], KEYS[3]
 local postings, documents, vectors = KEYS[4], KEYS[5], KEYS[6]
-local wanted, packed = ARGV[1], ARGV[2]
+local wanted, packed, vector_prefix = ARGV[1], ARGV[2], ARGV[3]
 
 local function unindex()
   local doc = redis.call('HGET', documents, wanted)
@@ -33,6 +34,7 @@ local function unindex()
   end
   redis.call('HDEL', documents, wanted)
   redis.call('HDEL', vectors, wanted)
+  if vector_prefix ~= '' then redis.call('DEL', vector_prefix .. wanted) end
   redis.call('HINCRBY', meta, 'xn', -1)
   redis.call('HINCRBY', meta, 'xl', -length)
 end

@@ -152,9 +152,11 @@ class DeleteMessageScript:
     def __init__(self) -> None:
         self._script = Script(__package__, "delete_message.lua")
 
-    def run(self, client: Any, session: SessionRedisKeys, message_id: int) -> bool:
+    def run(
+        self, client: Any, session: SessionRedisKeys, message_id: int, *, vector_prefix: str = ""
+    ) -> bool:
         """True when the message was in the window or the archive (and is gone now, from
-        the search index too)."""
+        the search index too; ``vector_prefix``: its vector is a hash of its own)."""
         keys = [
             session.window,
             session.meta,
@@ -165,7 +167,16 @@ class DeleteMessageScript:
         ]
         if not 0 < message_id <= MAX_MESSAGE_ID:
             return False  # never given: ids are 32-bit in the search postings
-        return self._script.run(client, keys, [message_id, struct.pack("<I", message_id)]) is not None
+        args = [message_id, struct.pack("<I", message_id), vector_prefix]
+        return self._script.run(client, keys, args) is not None
+
+
+class EraseSessionScript:
+    def __init__(self) -> None:
+        self._script = Script(__package__, "erase_session.lua")
+
+    def run(self, client: Any, session: SessionRedisKeys, *, vector_prefix: str) -> None:
+        self._script.run(client, [session.documents, *session.all], [vector_prefix])
 
 
 class AddTokensScript:

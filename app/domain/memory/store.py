@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from app.domain.memory.scripts import (
     AppendScript,
     CommitFoldScript,
     DeleteMessageScript,
+    EraseSessionScript,
     FoldCommit,
     TenantWideKeys,
 )
@@ -77,9 +78,14 @@ class FoldState:
 
 @translates_outages
 class SessionStore:
-    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
+    def __init__(
+        self, redis: Redis, keyspace: Keyspace, *, vector_prefix: Callable[[str, str], str] | None = None
+    ) -> None:
+        """``vector_prefix`` (tenant, session) → the key prefix of the session's per-message
+        vector hashes, when vectors live in RediSearch (``search.redisearch``)."""
         self._redis = redis
         self._keys = keyspace
+        self._vector_prefix = vector_prefix
         # On Redis Cluster the tenant-wide keys and the rate counters live in other slots
         # than the session: they cannot join its script.
         self._cluster = is_cluster(redis)
@@ -87,6 +93,7 @@ class SessionStore:
         self._delete_message = DeleteMessageScript()
         self._commit_fold = CommitFoldScript()
         self._add_tokens = AddTokensScript()
+        self._erase_session = EraseSessionScript()
         self._charge = ChargeScript()
 
     # --- writes ------------------------------------------------------------------------
@@ -172,6 +179,10 @@ class SessionStore:
 
     def delete_session(self, tenant_id: str, session_id: str) -> None:
         keys = self._keys.session(tenant_id, session_id)
+        if self._vector_prefix is not None:
+            self._erase_session.run(
+                self._redis, keys, vector_prefix=self._vector_prefix(tenant_id, session_id)
+            )
         pipe = self._redis.pipeline(transaction=False)
         for key in keys.all:  # one key per UNLINK: cluster pipelines refuse multi-key ones
             pipe.unlink(key)
@@ -182,7 +193,9 @@ class SessionStore:
         pipe.execute()
 
     def delete_message(self, tenant_id: str, session_id: str, message_id: int) -> bool:
-        return self._delete_message.run(self._redis, self._keys.session(tenant_id, session_id), message_id)
+        prefix = self._vector_prefix(tenant_id, session_id) if self._vector_prefix is not None else ""
+        keys = self._keys.session(tenant_id, session_id)
+        return self._delete_message.run(self._redis, keys, message_id, vector_prefix=prefix)
 
     # --- reads -------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 -- read, nobody indexed meanwhile and every message read still exists (a message deleted
 -- meanwhile makes it refuse: the next pass reads without it).
 -- KEYS: window, meta, archive, postings, documents, vectors, index lock.
--- ARGV: lock token, gen, expected watermark, new watermark, documents, terms,
+-- ARGV: lock token, gen, expected watermark, new watermark, documents, terms, the vector
+--       key prefix ('' = vectors go in the vectors hash; else one hash per message, for
+--       RediSearch, on a single node), the tenant id and the encoded session id (its tags),
 --       then per document: id, record ("<length> <term> <term>..."), vector ('' for none),
 --       then per term: term, its new postings (12 bytes each).
 -- Returns 1, or why it refused: 'lock', 'gone', 'moved', 'changed'.
@@ -11,7 +13,8 @@ local window, meta, archive = KEYS[1], KEYS[2], KEYS[3]
 local postings, documents, vectors, lock = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local token, gen, expected, watermark = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local n_docs, n_terms = tonumber(ARGV[5]), tonumber(ARGV[6])
-local FIXED_ARGS = 6
+local vector_prefix, tenant_tag, session_tag = ARGV[7], ARGV[8], ARGV[9]
+local FIXED_ARGS = 9
 if redis.call('GET', lock) ~= token then return 'lock' end
 if redis.call('HGET', meta, 'gen') ~= gen then return 'gone' end
 if (redis.call('HGET', meta, 'ix') or '0') ~= expected then return 'moved' end
@@ -25,13 +28,39 @@ for d = 0, n_docs - 1 do
   if not in_window[id] and redis.call('ZCOUNT', archive, id, id) == 0 then return 'changed' end
 end
 
+local ttl = redis.call('PTTL', meta)
+-- Per-message vector hashes outlive the session by up to half its TTL (a refresh of
+-- every one on every write would cost a command per message): search results are read
+-- back from the session, so an expired session's vectors never surface.
+local vector_ttl = ttl > 0 and math.floor(ttl * 1.5) or 0
 local total_length = 0
 for d = 0, n_docs - 1 do
   local at = FIXED_ARGS + 3 * d
   local id, record, vector = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
   redis.call('HSET', documents, id, record)
   total_length = total_length + tonumber(string.match(record, '^(%d+)'))
-  if vector ~= '' then redis.call('HSET', vectors, id, vector) end
+  if vector ~= '' then
+    if vector_prefix == '' then
+      redis.call('HSET', vectors, id, vector)
+    else
+      local key = vector_prefix .. id
+      redis.call('HSET', key, 't', tenant_tag, 's', session_tag, 'v', vector)
+      if vector_ttl > 0 then redis.call('PEXPIRE', key, vector_ttl) end
+    end
+  end
+end
+if vector_prefix ~= '' then
+  local now = tonumber(redis.call('TIME')[1]) * 1000
+  local refreshed = tonumber(redis.call('HGET', meta, 'vexp') or '0')
+  if ttl > 0 and now - refreshed > ttl / 2 then
+    for _, id in ipairs(redis.call('HKEYS', documents)) do
+      redis.call('PEXPIRE', vector_prefix .. id, vector_ttl)
+    end
+    redis.call('HSET', meta, 'vexp', now)
+  elseif ttl < 0 and refreshed > 0 then  -- the session no longer expires: neither do they
+    for _, id in ipairs(redis.call('HKEYS', documents)) do redis.call('PERSIST', vector_prefix .. id) end
+    redis.call('HDEL', meta, 'vexp')
+  end
 end
 local base = FIXED_ARGS + 3 * n_docs
 for t = 0, n_terms - 1 do
@@ -43,7 +72,6 @@ redis.call('HINCRBY', meta, 'xn', n_docs)
 redis.call('HINCRBY', meta, 'xl', total_length)
 redis.call('HSET', meta, 'ix', watermark)
 redis.call('HDEL', meta, 'ixfails', 'ixerr')
-local ttl = redis.call('PTTL', meta)
 for _, key in ipairs({postings, documents, vectors}) do
   if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
 end

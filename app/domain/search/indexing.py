@@ -107,6 +107,9 @@ class IndexJob:
             documents.append(
                 IndexedDocument(int(message["id"]), " ".join([str(length), *frequencies]), vector)
             )
+        index = self._store.vector_index
+        if index is not None and any(vectors):
+            index.ensure(len(next(v for v in vectors if v)) // 4)
         # A full batch may have left messages out: the watermark stops at the last one read.
         watermark = int(messages[-1]["id"]) if len(messages) == BATCH else batch.last_id
         status = self._store.commit(

@@ -17,7 +17,7 @@ from app.domain.search.fusion import reciprocal_rank_fusion
 from app.domain.search.keyword import bm25, keyword_distance
 from app.domain.search.store import SearchStore
 from app.domain.search.terms import query_terms
-from app.domain.search.vectors import cosine_top
+from app.domain.search.vectors import cosine_top, pack_vector
 from app.domain.tenancy.authentication import Principal
 from app.domain.tenancy.usage import UsageLedger
 
@@ -58,7 +58,7 @@ class SearchService:
     def retrieve(self, principal: Principal, session_id: str, text: str, *, k: int, mode: str) -> list[Hit]:
         """The ``k`` messages of one session (window and archive) closest to ``text``."""
         validate_session_id(session_id)
-        return self._search(principal, [session_id], text, k=k, mode=mode, metadata=None)
+        return self._search(principal, [session_id], text, k=k, mode=mode, metadata=None, filtered=True)
 
     def search(
         self,
@@ -80,7 +80,15 @@ class SearchService:
             chosen = list(reversed(listed))
         else:
             chosen = list(dict.fromkeys(validate_session_id(s) for s in session_ids))
-        return self._search(principal, chosen, text, k=k, mode=mode, metadata=metadata or None)
+        return self._search(
+            principal,
+            chosen,
+            text,
+            k=k,
+            mode=mode,
+            metadata=metadata or None,
+            filtered=session_ids is not None,
+        )
 
     # --- ranking -------------------------------------------------------------------------
 
@@ -105,7 +113,9 @@ class SearchService:
         k: int,
         mode: str,
         metadata: dict[str, Any] | None,
+        filtered: bool,
     ) -> list[Hit]:
+        """``filtered``: the sessions were named by the caller (else: all of the tenant's)."""
         mode = self._mode(principal, mode)
         if not session_ids:
             return []
@@ -113,24 +123,28 @@ class SearchService:
         query_vector = self._embed_query(tenant_id, text) if mode in ("vector", "hybrid") else None
         terms = query_terms(text) if mode in ("keyword", "hybrid") else []
         postings = self._store.postings(tenant_id, session_ids, terms) if terms else []
-        vectors = self._vectors(tenant_id, session_ids) if query_vector is not None else []
+        index = self._store.vector_index
+        exact = query_vector is not None and index is None
+        vectors = self._vectors(tenant_id, session_ids) if exact else []
         wanted = k if metadata is None else max(4 * k, 50)
         while True:
-            ranked = self._rank(mode, postings, len(terms), query_vector, vectors, wanted)
+            nearest: list[Ranked] = []
+            if query_vector is not None:
+                if index is not None:
+                    position = {s: i for i, s in enumerate(session_ids)}
+                    chosen = session_ids if filtered else None
+                    found = index.nearest(tenant_id, chosen, pack_vector(query_vector), wanted)
+                    nearest = [(position[s], i, d) for s, i, d in found if s in position]
+                else:
+                    nearest = cosine_top(query_vector, vectors, wanted)
+            ranked = self._rank(mode, postings, len(terms), nearest, wanted)
             hits = self._hits(tenant_id, session_ids, ranked, metadata)
             if len(hits) >= k or len(ranked) < wanted or wanted >= CANDIDATES_MAX:
                 return hits[:k]
             wanted = min(CANDIDATES_MAX, wanted * 4)
 
     @staticmethod
-    def _rank(
-        mode: str,
-        postings: list,
-        terms: int,
-        query_vector: list[float] | None,
-        vectors: list[tuple[int, int, bytes]],
-        wanted: int,
-    ) -> list[Ranked]:
+    def _rank(mode: str, postings: list, terms: int, nearest: list[Ranked], wanted: int) -> list[Ranked]:
         keyword = (
             [(s, i, keyword_distance(score)) for s, i, score in bm25(postings, terms, wanted)]
             if terms
@@ -138,7 +152,6 @@ class SearchService:
         )
         if mode == "keyword":
             return keyword
-        nearest = cosine_top(query_vector or [], vectors, wanted)
         if mode == "vector":
             return nearest
         fused = reciprocal_rank_fusion(
@@ -194,4 +207,11 @@ class SearchService:
 
 
 def _matches(held: Any, wanted: dict[str, Any]) -> bool:
-    return isinstance(held, dict) and all(key in held and held[key] == value for key, value in wanted.items())
+    """Every wanted key holds the same JSON value: compared as JSON, so ``true`` is not
+    ``1`` and ``1`` is not ``1.0`` (Python's ``==`` would say they are)."""
+    return isinstance(held, dict) and all(
+        key in held
+        and orjson.dumps(held[key], option=orjson.OPT_SORT_KEYS)
+        == orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        for key, value in wanted.items()
+    )

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from app.domain.keyspace import Keyspace
+from app.domain.keyspace import Keyspace, encode_session_id
 from app.domain.memory.stored_format import api_message, message_id
 from app.domain.redis_access import Script, translates_outages
 from app.domain.search.keyword import SessionPostings
+from app.domain.search.redisearch import VectorIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +49,12 @@ class IndexCommit:
 
 @translates_outages
 class SearchStore:
-    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
+    def __init__(self, redis: Redis, keyspace: Keyspace, *, vector_index: VectorIndex | None = None) -> None:
+        """With ``vector_index`` (RediSearch), vectors are hashes of their own in its index;
+        else they are kept in each session's vectors hash for an exact search."""
         self._redis = redis
         self._keys = keyspace
+        self.vector_index = vector_index
         self._read_unindexed = Script(__package__, "read_unindexed.lua")
         self._commit = Script(__package__, "commit_index.lua")
         self._release = Script("app.domain.scheduling", "release_lock.lua")
@@ -94,6 +98,9 @@ class SearchStore:
             commit.watermark,
             len(commit.documents),
             len(commit.postings),
+            self.vector_index.session_prefix(tenant_id, session_id) if self.vector_index is not None else "",
+            tenant_id,
+            encode_session_id(session_id),
         ]
         for document in commit.documents:
             args += [document.message_id, document.record, document.vector]
