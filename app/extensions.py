@@ -23,9 +23,10 @@ from app.domain.folding.store import FoldingStore
 from app.domain.keyspace import Keyspace
 from app.domain.memory.service import MemoryService
 from app.domain.memory.store import SessionStore
+from app.domain.redis_access import is_cluster
 from app.domain.scheduling.due_set import DueSet
 from app.domain.search.embedder import Embedder
-from app.domain.search.redisearch import VectorIndex, has_search_module
+from app.domain.search.redisearch import VectorIndex
 from app.domain.search.service import SearchService
 from app.domain.search.store import SearchStore
 from app.domain.tenancy.authentication import Authenticator
@@ -237,12 +238,14 @@ class Resources:
             else:
                 client = make_redis(self.settings, self.breaker)
             self._redis = client
+            # Whether the server has the search module is asked on first use, not here:
+            # Redis may be down while the process starts.
             self._vector_index = (
                 VectorIndex(client, self.keyspace)
-                if self.settings.redisearch == "auto" and has_search_module(client)
+                if self.settings.redisearch == "auto" and not is_cluster(client)
                 else None
             )
-            vector_prefix = self._vector_index.session_prefix if self._vector_index is not None else None
+            vector_prefix = self._vector_index.prefix_if_available if self._vector_index is not None else None
             self._store = SessionStore(client, self.keyspace, vector_prefix=vector_prefix)
             self._folding = FoldingStore(client, self.keyspace)
             self._fold_due = DueSet(client, self.keyspace.due)
@@ -348,8 +351,7 @@ class Resources:
     @property
     def vector_index(self) -> VectorIndex | None:
         """The RediSearch vector index, when the server has the search module."""
-        self._ensure()
-        return self._vector_index
+        return self.search_store.vector_index
 
     @property
     def embedder(self) -> Embedder | None:

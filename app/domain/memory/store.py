@@ -82,7 +82,7 @@ class SessionStore:
         self, redis: Redis, keyspace: Keyspace, *, vector_prefix: Callable[[str, str], str] | None = None
     ) -> None:
         """``vector_prefix`` (tenant, session) → the key prefix of the session's per-message
-        vector hashes, when vectors live in RediSearch (``search.redisearch``)."""
+        vector hashes when vectors live in RediSearch (``search.redisearch``), else ``""``."""
         self._redis = redis
         self._keys = keyspace
         self._vector_prefix = vector_prefix

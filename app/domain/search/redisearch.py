@@ -63,6 +63,20 @@ class VectorIndex:
         self.key_prefix = f"{keyspace.prefix}:vec:"
         self._created: set[int] = set()
         self._lock = threading.Lock()
+        self._available: bool | None = None
+
+    def available(self) -> bool:
+        """Whether the server has the search module: asked once per process, when Redis
+        first answers (an outage at start must not settle it)."""
+        if self._available is None:
+            self._available = has_search_module(self._redis)
+            if self._available:
+                log.info("the Redis server has the search module: vectors go in a RediSearch index")
+        return self._available
+
+    def prefix_if_available(self, tenant_id: str, session_id: str) -> str:
+        """``session_prefix`` when the index is in use, else ``""``."""
+        return self.session_prefix(tenant_id, session_id) if self.available() else ""
 
     def index_name(self, dims: int) -> str:
         return f"{self._keys.prefix}:vectors:{dims}"

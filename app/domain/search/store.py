@@ -54,11 +54,17 @@ class SearchStore:
         else they are kept in each session's vectors hash for an exact search."""
         self._redis = redis
         self._keys = keyspace
-        self.vector_index = vector_index
+        self._vector_index = vector_index
         self._read_unindexed = Script(__package__, "read_unindexed.lua")
         self._commit = Script(__package__, "commit_index.lua")
         self._release = Script("app.domain.scheduling", "release_lock.lua")
         self._note_failure = Script("app.domain.scheduling", "note_failure.lua")
+
+    @property
+    def vector_index(self) -> VectorIndex | None:
+        """The RediSearch index when the server has the module (asked once per process)."""
+        index = self._vector_index
+        return index if index is not None and index.available() else None
 
     # --- indexing ----------------------------------------------------------------------
 
@@ -98,7 +104,7 @@ class SearchStore:
             commit.watermark,
             len(commit.documents),
             len(commit.postings),
-            self.vector_index.session_prefix(tenant_id, session_id) if self.vector_index is not None else "",
+            index.session_prefix(tenant_id, session_id) if (index := self.vector_index) is not None else "",
             tenant_id,
             encode_session_id(session_id),
         ]
