@@ -1,5 +1,5 @@
 # Two commands for a newcomer: `make run` (server + dev key) and `make test` (whole suite).
-.PHONY: run test lint install clean bench bench-summary-cost chaos
+.PHONY: run test lint install clean bench bench-summary-cost bench-retrieval chaos
 
 install:
 	@scripts/bootstrap.sh
@@ -22,6 +22,11 @@ bench:
 chaos:
 	@scripts/bootstrap.sh redis-server
 	.venv/bin/python -m bench.chaos --seconds 300
+
+# Long-term memory: retrieval and context latency ÷ GET, indexing throughput, bytes.
+bench-retrieval:
+	@scripts/bootstrap.sh redis-server
+	.venv/bin/python -m bench.retrieval
 
 bench-summary-cost:
 	@scripts/bootstrap.sh redis-server

@@ -66,9 +66,16 @@ def bm25(sessions: Sequence[SessionPostings], terms: int, k: int) -> list[tuple[
 
 
 def top(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` highest scores, highest first (ties by position)."""
-    candidates = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
-    return candidates[np.lexsort((candidates, -scores[candidates]))]
+    """Indices of the ``k`` highest scores, highest first; ties go to the earlier position,
+    also at the cut-off, so asking for more never reorders the first ``k``."""
+    if k <= 0:
+        return np.arange(0)
+    if len(scores) > k:
+        kth_best = np.partition(scores, len(scores) - k)[len(scores) - k]
+        candidates = np.flatnonzero(scores >= kth_best)
+    else:
+        candidates = np.arange(len(scores))
+    return candidates[np.lexsort((candidates, -scores[candidates]))][:k]
 
 
 def keyword_distance(score: float) -> float:

@@ -3,6 +3,7 @@ tenant registry with long-term memory on, a fake embedder, index jobs and the se
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 
@@ -15,12 +16,27 @@ from app.domain.scheduling.outcome import JobTiming
 from app.domain.search.indexing import IndexJob
 from app.domain.search.service import SearchService
 from app.domain.search.store import SearchStore
-from app.domain.tenancy.policy import EffectivePolicy, Policy
+from app.domain.tenancy.policy import EffectivePolicy, Policy, PolicyDefaults
 from app.domain.tenancy.usage import UsageLedger
 
 from .fakes import OTHER, TENANT, FakeEmbedder, RecordingObserver, Tenants
 
 _UNSET = object()
+
+
+@functools.cache
+def _shipped_defaults() -> PolicyDefaults:
+    from app.extensions import policy_defaults
+    from config import Settings
+
+    return policy_defaults(Settings())
+
+
+@pytest.fixture
+def defaults() -> PolicyDefaults:
+    """The shipped defaults, built once (the first time, inside a test, so from the cleaned
+    environment): every test here builds several services on them."""
+    return _shipped_defaults()
 
 
 @pytest.fixture

@@ -231,11 +231,6 @@ def test_equal_scores_come_in_session_then_message_id_order():
     assert len({score for _, _, score in results}) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG keyword.top: np.argpartition picks an arbitrary member of a tie at the k-th "
-    "place, so 'ties by position' fails when k cuts through equal scores",
-)
 def test_when_k_cuts_through_a_tie_the_earliest_tied_documents_are_kept():
     # Messages 3 and 4 tie for first, 1 and 2 for third: every k must be a prefix of the
     # full ranking [3, 4, 1, 2]. Today k = 1 answers [4] and k = 3 answers [3, 4, 2].

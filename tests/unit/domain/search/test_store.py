@@ -346,7 +346,7 @@ def test_messages_are_found_in_the_window_or_the_archive_in_the_apis_form(search
     }
 
 
-def test_no_wanted_messages_no_round_trip_result(search_store):
+def test_reading_nothing_answers_empty(search_store):
     assert search_store.messages(TENANT, []) == {}
     assert search_store.postings(TENANT, [], ["apple"]) == []
     assert search_store.vectors(TENANT, []) == []
