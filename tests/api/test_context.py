@@ -71,12 +71,7 @@ def test_the_whole_context_in_openai_chat_format_oldest_first(client, tenant):
     ]
     assert messages[3] == {"role": "user", "content": "Next week, with my brother.", "name": "Bob_Smith"}
     assert messages[4]["tool_calls"] == [CALL]
-    assert messages[5] == {
-        "role": "tool",
-        "content": "12 C and rain",
-        "name": "weather",
-        "tool_call_id": "call_7",
-    }
+    assert messages[5] == {"role": "tool", "content": "12 C and rain", "tool_call_id": "call_7"}
     assert body["tokens"] == cookbook_tokens(messages, "o200k_base")
 
 

@@ -35,8 +35,12 @@ _ROLES = {
 
 
 def encoding_for_model(model: str) -> str:
-    """``o200k_base`` for the gpt-4o, gpt-4.1, gpt-5 and o-series families, else ``cl100k_base``."""
-    return "o200k_base" if _O200K_FAMILIES.match(model.strip()) else "cl100k_base"
+    """``o200k_base`` for the gpt-4o, gpt-4.1, gpt-5 and o-series families (fine-tuned ones,
+    ``ft:<base>:<org>::<id>``, included), else ``cl100k_base``."""
+    name = model.strip()
+    if name.startswith("ft:"):
+        name = name[3:]
+    return "o200k_base" if _O200K_FAMILIES.match(name) else "cl100k_base"
 
 
 def chat_message(message: dict[str, Any]) -> dict[str, Any]:
@@ -46,10 +50,10 @@ def chat_message(message: dict[str, Any]) -> dict[str, Any]:
     chat: dict[str, Any] = {"role": role, "content": message.get("content", "")}
     name = message.get("name")
     if name is None and stored_role not in _ROLES:
-        # Another speaker: a user message that says who (OpenAI's name: [A-Za-z0-9_-]{1,64}).
-        name = _NAME_UNSAFE.sub("_", stored_role)[:64] or None
-    if name is not None:
-        chat["name"] = name
+        name = stored_role  # another speaker: a user message that says who
+    if name is not None and role != "tool":  # OpenAI's tool messages take no name
+        # OpenAI accepts names of 1-64 characters of [A-Za-z0-9_-] only.
+        chat["name"] = _NAME_UNSAFE.sub("_", str(name))[:64] or "_"
     if role == "assistant" and message.get("tool_calls"):
         chat["tool_calls"] = message["tool_calls"]
     if role == "tool" and message.get("tool_call_id") is not None:

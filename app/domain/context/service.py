@@ -36,8 +36,6 @@ class ContextService:
         if query is not None:
             # The most relevant messages outside the window: the window is sent anyway.
             in_window = {m["id"] for m in window}
-            hits = self._search.retrieve(
-                principal, session_id, query, k=min(50, k + len(in_window)), mode="auto"
-            )
+            hits = self._search.retrieve(principal, session_id, query, k=k + len(in_window), mode="auto")
             relevant = [hit.message for hit in hits if hit.message["id"] not in in_window][:k]
         return assemble(view.context, window, model=model, max_tokens=max_tokens, relevant=relevant)
