@@ -67,7 +67,9 @@ def test_embedded_store_when_redis_url_is_unset(caplog):
         app.extensions["recollect"].shutdown()
 
 
-def test_retrieval_answers_like_motorhead_with_long_term_memory_off(client, tenant):
+def test_retrieval_answers_like_motorhead_with_long_term_memory_off(make_app, make_tenant):
+    client = make_app(long_term_memory=False).test_client()
+    tenant = make_tenant("acme")  # the configured default applies: off
     response = client.post("/sessions/s/retrieval", json={"text": "find"}, headers=tenant.headers)
     assert response.status_code == 400
     assert response.json["error"]["code"] == "long_term_memory_disabled"
