@@ -245,6 +245,7 @@ class FakeLLM:
         self.embedding_calls = 0
         self.embedding_failed = 0
         self.embedded_texts: list[str] = []  # every input embedded successfully, in order
+        self.azure_deployments: list[str] = []  # the deployment of each Azure-style call
         self._server = _Server((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -542,7 +543,14 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             return value
 
         def _path(self) -> str:
-            return self.path.split("?", 1)[0].rstrip("/")
+            path = self.path.split("?", 1)[0].rstrip("/")
+            # Azure OpenAI: /openai/deployments/<deployment>/<operation>?api-version=...
+            if path.startswith("/openai/deployments/"):
+                parts = path.split("/")
+                if len(parts) >= 5:
+                    fake.azure_deployments.append(parts[3])
+                    return "/" + "/".join(parts[4:])
+            return path
 
         def do_GET(self) -> None:  # noqa: N802 - stdlib naming
             path = self._path()

@@ -245,3 +245,19 @@ def test_concurrent_writers_with_failing_embeddings_index_every_message_exactly_
         )
     embedded = Counter(fake_llm.embedded_texts)
     assert all(embedded[f"{s} message {i} about topic{i}"] == 1 for s in sessions for i in range(12))
+
+
+def test_azure_embeddings_use_motorhead_s_ada_deployment(make_app, tenant, fake_llm):
+    app = make_app(
+        index_sweep_interval_seconds=0.05,
+        azure_api_key="azure-key",
+        azure_api_base=fake_llm.base_url.removesuffix("/v1"),
+        azure_deployment_id="chat-deployment",
+        azure_deployment_id_ada="ada-deployment",
+    )
+    client = app.test_client()
+    add(client, tenant, "s1", "the fjord cruise leaves at nine")
+    assert wait_until(lambda: indexed(client, tenant, "s1"))
+    hits = retrieve(client, tenant, "s1", "fjord cruise", mode="vector")
+    assert [h["content"] for h in hits] == ["the fjord cruise leaves at nine"]
+    assert set(fake_llm.azure_deployments) == {"ada-deployment"}, "embeddings go to the ada deployment"
