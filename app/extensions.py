@@ -35,12 +35,13 @@ from app.domain.tenancy.policy import PolicyDefaults
 from app.domain.tenancy.store import TenancyStore
 from app.domain.tenancy.tenants import TenantRegistry
 from app.domain.tenancy.usage import UsageLedger
-from app.llm import build_embedder
+from app.llm import build_embedder, build_summarizer
 from app.redis_breaker import RedisBreaker
 from config import Settings
 
 if TYPE_CHECKING:
-    from app.domain.scheduling.runner import JobRunner
+    from app.domain.scheduling.outcome import JobTiming
+    from app.domain.scheduling.runner import Job, JobRunner
 
 log = logging.getLogger("recollect")
 
@@ -61,90 +62,76 @@ def policy_defaults(settings: Settings) -> PolicyDefaults:
     )
 
 
-def build_runner(resources: Resources) -> JobRunner:
-    """This process's fold schedule, its timings derived from the LLM's worst case."""
-    from app.domain.folding.fold import Fold
+def _job_timing(settings: Settings, *, calls_per_run: int) -> JobTiming:
+    """A job's timings: its lock outlives ``calls_per_run`` LLM calls at their worst case
+    (a run outliving it cannot commit: the commit checks the lock's token)."""
     from app.domain.scheduling.outcome import JobTiming
-    from app.domain.scheduling.runner import JobRunner, ScheduleConfig
-    from app.llm import build_summarizer
-    from app.metrics import FoldMetrics
 
-    settings = resources.settings
     llm_worst_case = settings.llm_timeout_seconds * (settings.llm_max_retries + 1)
-    # Long enough for a fold of a few chunks at the LLM's worst case; a worker killed mid-fold
-    # holds the session no longer than this (a fold outliving it cannot commit: fencing).
-    lock_seconds = max(10.0, llm_worst_case * 4)
-    timing = JobTiming(
-        lock_seconds=lock_seconds,
+    return JobTiming(
+        lock_seconds=max(10.0, llm_worst_case * calls_per_run),
         retry_base=settings.summary_retry_base_seconds,
         retry_max=settings.summary_retry_max_seconds,
         budget_recheck=settings.budget_recheck_seconds,
     )
-    observer = FoldMetrics()
+
+
+def _runner(
+    resources: Resources, job: Job, due: DueSet, *, name: str, workers: int, sweep: float
+) -> JobRunner:
+    from app.domain.scheduling.runner import JobRunner, ScheduleConfig
+
+    config = ScheduleConfig(workers=workers, sweep_interval=sweep, lease_seconds=job.timing.lock_seconds + 5)
     principal_for = resources.authenticator.principal_for
+    return JobRunner(job, due, principal_for, resources.keyspace, config, name=name, observer=job.observer)
+
+
+def build_runner(resources: Resources) -> JobRunner:
+    """This process's fold schedule; a fold may take a few chunks' LLM calls."""
+    from app.domain.folding.fold import Fold
+    from app.metrics import FoldMetrics
+
+    settings = resources.settings
     fold = Fold(
         resources.store,
         resources.folding,
-        principal_for,
+        resources.authenticator.principal_for,
         resources.usage,
         build_summarizer(settings),
-        timing,
-        observer=observer,
+        _job_timing(settings, calls_per_run=4),
+        observer=FoldMetrics(),
     )
-    config = ScheduleConfig(
-        workers=settings.summary_workers,
-        sweep_interval=settings.sweep_interval_seconds,
-        lease_seconds=lock_seconds + 5,
-    )
-    return JobRunner(
+    return _runner(
+        resources,
         fold,
         resources.fold_due,
-        principal_for,
-        resources.keyspace,
-        config,
         name="fold",
-        observer=observer,
+        workers=settings.summary_workers,
+        sweep=settings.sweep_interval_seconds,
     )
 
 
 def build_index_runner(resources: Resources) -> JobRunner:
-    """This process's index schedule (only messages' terms, and embeddings when configured)."""
-    from app.domain.scheduling.outcome import JobTiming
-    from app.domain.scheduling.runner import JobRunner, ScheduleConfig
+    """This process's index schedule (terms, and embeddings when configured)."""
     from app.domain.search.indexing import IndexJob
     from app.metrics import IndexMetrics
 
     settings = resources.settings
-    llm_worst_case = settings.llm_timeout_seconds * (settings.llm_max_retries + 1)
-    lock_seconds = max(10.0, llm_worst_case * 2)
-    timing = JobTiming(
-        lock_seconds=lock_seconds,
-        retry_base=settings.summary_retry_base_seconds,
-        retry_max=settings.summary_retry_max_seconds,
-        budget_recheck=settings.budget_recheck_seconds,
-    )
-    observer = IndexMetrics()
     job = IndexJob(
         resources.search_store,
         resources.authenticator.principal_for,
         resources.usage,
         resources.embedder,
-        timing,
-        observer=observer,
+        _job_timing(settings, calls_per_run=2),
+        observer=IndexMetrics(),
     )
-    config = ScheduleConfig(
-        workers=settings.index_workers,
-        sweep_interval=settings.index_sweep_interval_seconds,
-        lease_seconds=lock_seconds + 5,
-    )
-    return JobRunner(
+    return _runner(
+        resources,
         job,
         resources.index_due,
-        resources.authenticator.principal_for,
-        resources.keyspace,
-        config,
         name="index",
-        observer=observer,
+        workers=settings.index_workers,
+        sweep=settings.index_sweep_interval_seconds,
     )
 
 

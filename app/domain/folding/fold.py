@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
 import time
 from collections.abc import Callable
 
@@ -18,6 +17,7 @@ from app.domain.folding.summarizer import Line, Summarizer, SummarizerError
 from app.domain.memory.scripts import FoldCommit
 from app.domain.memory.store import SessionStore
 from app.domain.memory.window import overflows, plan_fold
+from app.domain.scheduling.locking import run_locked
 from app.domain.scheduling.outcome import JobObserver, JobTiming, Outcome, backoff, budget_delay
 from app.domain.tenancy.authentication import Principal
 from app.domain.tenancy.usage import UsageLedger
@@ -48,7 +48,7 @@ class Fold:
         self.summarizer = summarizer
         self.timing = timing
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self._observer = observer or JobObserver()
+        self.observer = observer or JobObserver()
 
     def still_due(self, principal: Principal, session_id: str) -> bool:
         length, window_tokens = self._sessions.window_stats(principal.tenant_id, session_id)
@@ -66,13 +66,13 @@ class Fold:
         principal = self._principal_for(tenant_id)
         if principal is None:
             return Outcome.GONE, None
-        token = secrets.token_hex(16)
-        if not self._schedule.lock(tenant_id, session_id, token, seconds=self.timing.lock_seconds):
-            return Outcome.BUSY, None
-        try:
-            return self._locked(principal, session_id, token)
-        finally:
-            self._schedule.unlock(tenant_id, session_id, token)
+        return run_locked(
+            self._schedule,
+            tenant_id,
+            session_id,
+            seconds=self.timing.lock_seconds,
+            work=lambda token: self._locked(principal, session_id, token),
+        )
 
     def _locked(self, principal: Principal, session_id: str, token: str) -> tuple[str, float | None]:
         tenant_id, policy = principal.tenant_id, principal.policy
@@ -111,7 +111,7 @@ class Fold:
             )
             return Outcome.FAILED, delay
         if result.calls:
-            self._observer.llm(
+            self.observer.llm(
                 tenant_id, time.perf_counter() - started, result.prompt_tokens, result.completion_tokens
             )
             self._usage.record_llm(

@@ -6,6 +6,7 @@ from typing import Any
 
 from app.domain import tokens
 from app.domain.folding.summarizer import Completion, SummarizerError
+from app.domain.retry_after import retry_after_seconds
 
 
 def openai_completion(client: Any, *, max_output_tokens: int) -> Completion:
@@ -29,14 +30,14 @@ def openai_completion(client: Any, *, max_output_tokens: int) -> Completion:
             )
         except openai.RateLimitError as exc:
             raise SummarizerError(
-                "LLM rate limited", retry_after=_retry_after(exc), code="llm_rate_limited"
+                "LLM rate limited", retry_after=retry_after_seconds(exc), code="llm_rate_limited"
             ) from None
         except openai.APITimeoutError:
             raise SummarizerError("LLM call timed out", code="llm_timeout") from None
         except openai.APIStatusError as exc:
             raise SummarizerError(
                 f"LLM answered {exc.status_code}",
-                retry_after=_retry_after(exc),
+                retry_after=retry_after_seconds(exc),
                 code="llm_status",
             ) from None
         except openai.APIError as exc:
@@ -50,12 +51,3 @@ def openai_completion(client: Any, *, max_output_tokens: int) -> Completion:
         return answer, estimate, tokens.count_tokens(answer or "", model)
 
     return complete
-
-
-def _retry_after(exc: Any) -> float | None:
-    response = getattr(exc, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

@@ -46,6 +46,7 @@ class Job(Protocol):
     """One session's background work (``folding.fold.Fold``, ``search.indexing.IndexJob``)."""
 
     timing: JobTiming
+    observer: JobObserver
 
     def run(self, tenant_id: str, session_id: str) -> tuple[str, float | None]:
         """(outcome, seconds until it may run again when it must)."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.domain import tokens
+from app.domain.retry_after import retry_after_seconds
 
 
 class EmbeddingError(Exception):
@@ -57,7 +58,7 @@ class OpenAIEmbedder:
             response = self._client.embeddings.create(model=self.model, input=list(texts), **extra)
         except openai.RateLimitError as exc:
             raise EmbeddingError(
-                "embeddings rate limited", code="embedding_rate_limited", retry_after=_retry_after(exc)
+                "embeddings rate limited", code="embedding_rate_limited", retry_after=retry_after_seconds(exc)
             ) from None
         except openai.APITimeoutError:
             raise EmbeddingError("embedding call timed out", code="embedding_timeout") from None
@@ -65,7 +66,7 @@ class OpenAIEmbedder:
             raise EmbeddingError(
                 f"embeddings answered {exc.status_code}",
                 code="embedding_status",
-                retry_after=_retry_after(exc),
+                retry_after=retry_after_seconds(exc),
             ) from None
         except openai.APIError as exc:
             raise EmbeddingError(f"embedding call failed: {type(exc).__name__}") from None
@@ -81,12 +82,3 @@ class OpenAIEmbedder:
     def close(self) -> None:
         if self._close is not None:
             self._close()
-
-
-def _retry_after(exc: Any) -> float | None:
-    response = getattr(exc, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from collections.abc import Callable
 import orjson
 
 from app.domain.memory.stored_format import api_message
+from app.domain.scheduling.locking import run_locked
 from app.domain.scheduling.outcome import JobObserver, JobTiming, Outcome, backoff, budget_delay
 from app.domain.search.embedder import Embedder, EmbeddingError
 from app.domain.search.keyword import pack_posting
@@ -61,7 +61,7 @@ class IndexJob:
         self.embedder = embedder
         self.timing = timing
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self._observer = observer or JobObserver()
+        self.observer = observer or JobObserver()
 
     def still_due(self, principal: Principal, session_id: str) -> bool:
         return principal.policy.long_term_memory and self._store.pending(principal.tenant_id, session_id) > 0
@@ -76,13 +76,13 @@ class IndexJob:
             return Outcome.GONE, None
         if not principal.policy.long_term_memory:
             return Outcome.NOTHING, None
-        token = secrets.token_hex(16)
-        if not self._store.lock(tenant_id, session_id, token, seconds=self.timing.lock_seconds):
-            return Outcome.BUSY, None
-        try:
-            return self._locked(principal, session_id, token)
-        finally:
-            self._store.unlock(tenant_id, session_id, token)
+        return run_locked(
+            self._store,
+            tenant_id,
+            session_id,
+            seconds=self.timing.lock_seconds,
+            work=lambda token: self._locked(principal, session_id, token),
+        )
 
     def _locked(self, principal: Principal, session_id: str, token: str) -> tuple[str, float | None]:
         tenant_id = principal.tenant_id
@@ -163,7 +163,7 @@ class IndexJob:
                 delay,
             )
             return Outcome.FAILED, delay
-        self._observer.llm(tenant_id, time.perf_counter() - started, embedded.prompt_tokens, 0)
+        self.observer.llm(tenant_id, time.perf_counter() - started, embedded.prompt_tokens, 0)
         self._usage.record_llm(tenant_id, calls=1, prompt_tokens=embedded.prompt_tokens, completion_tokens=0)
         for i, vector in zip(wanted, embedded.vectors, strict=True):
             vectors[i] = pack_vector(vector)
