@@ -9,9 +9,7 @@ from dataclasses import dataclass
 
 from app.domain.folding.summarizer import Line, SummarizerError, SummaryResult
 from app.domain.memory.store import SessionStore
-from app.domain.scheduling.outcome import JobObserver
-from app.domain.tenancy.authentication import Principal
-from app.domain.tenancy.policy import EffectivePolicy
+from tests.unit.domain.fakes import RecordingObserver, Tenants  # noqa: F401 - re-exported
 
 TENANT = "acme"
 MESSAGE_TOKENS = 10
@@ -58,35 +56,6 @@ class FakeSummarizer:
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
         )
-
-
-class RecordingObserver(JobObserver):
-    def __init__(self) -> None:
-        self.outcomes: list[str] = []
-        self.running_deltas: list[int] = []
-        self.llm_calls: list[tuple[str, int, int]] = []
-
-    def outcome(self, name: str) -> None:
-        self.outcomes.append(name)
-
-    def running(self, delta: int) -> None:
-        self.running_deltas.append(delta)
-
-    def llm(self, tenant_id: str, seconds: float, prompt_tokens: int, completion_tokens: int) -> None:
-        self.llm_calls.append((tenant_id, prompt_tokens, completion_tokens))
-
-
-class Tenants:
-    """``principal_for``: a tenant id → its Principal, ``None`` once removed."""
-
-    def __init__(self) -> None:
-        self.principals: dict[str, Principal] = {}
-
-    def add(self, tenant_id: str, policy: EffectivePolicy) -> None:
-        self.principals[tenant_id] = Principal(tenant_id, None, policy)
-
-    def __call__(self, tenant_id: str) -> Principal | None:
-        return self.principals.get(tenant_id)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:

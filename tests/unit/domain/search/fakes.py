@@ -12,10 +12,8 @@ import numpy as np
 from redis import Redis
 
 from app.domain.keyspace import Keyspace
-from app.domain.scheduling.outcome import JobObserver
 from app.domain.search.embedder import EmbeddingError, Embeddings
-from app.domain.tenancy.authentication import Principal
-from app.domain.tenancy.policy import EffectivePolicy
+from tests.unit.domain.fakes import RecordingObserver, Tenants  # noqa: F401 - re-exported
 
 TENANT = "acme"
 OTHER = "globex"
@@ -65,30 +63,6 @@ class FakeEmbedder:
     @property
     def texts(self) -> list[str]:
         return [text for call in self.calls for text in call]
-
-
-class RecordingObserver(JobObserver):
-    def __init__(self) -> None:
-        self.llm_calls: list[tuple[str, int, int]] = []
-
-    def llm(self, tenant_id: str, seconds: float, prompt_tokens: int, completion_tokens: int) -> None:
-        self.llm_calls.append((tenant_id, prompt_tokens, completion_tokens))
-
-
-class Tenants:
-    """``principal_for``: a tenant id → its Principal, ``None`` once removed."""
-
-    def __init__(self) -> None:
-        self.principals: dict[str, Principal] = {}
-
-    def add(self, tenant_id: str, policy: EffectivePolicy) -> None:
-        self.principals[tenant_id] = Principal(tenant_id, None, policy)
-
-    def remove(self, tenant_id: str) -> None:
-        del self.principals[tenant_id]
-
-    def __call__(self, tenant_id: str) -> Principal | None:
-        return self.principals.get(tenant_id)
 
 
 @dataclass(frozen=True)
