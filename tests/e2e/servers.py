@@ -194,7 +194,21 @@ class Gunicorn:
                 )
 
         self.process, self.port = start_listening(launch, "gunicorn", self.error_log)
+        self.wait_until_serving()
         return self
+
+    def wait_until_serving(self, timeout: float = 60) -> None:
+        """Until a worker answers: the master listens before its workers have booted, and
+        on a busy machine a boot (imports, tokenizer, pools) can outlast a test's timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if call(self.base, "GET", "/healthz", timeout=timeout)[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"gunicorn did not serve:\n{_tail(self.error_log)}"
+            time.sleep(0.1)
 
     def wait_for_workers(self, count: int = 2, timeout: float = 20) -> None:
         """Until ``count`` worker processes have answered: the master listens before its

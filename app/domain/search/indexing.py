@@ -124,7 +124,8 @@ class IndexJob:
                 {t: bytes(p) for t, p in postings.items()},
             ),
         )
-        log.info("index tenant=%s status=%s documents=%d", tenant_id, status, len(documents))
+        # A pass follows nearly every write: its line is DEBUG (failures are WARNING).
+        log.debug("index tenant=%s status=%s documents=%d", tenant_id, status, len(documents))
         if status == "ok":
             return Outcome.DONE, None
         if status == "gone":
