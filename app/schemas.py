@@ -45,7 +45,8 @@ class MessageIn(BaseModel):
         return self
 
     def tool_calls_json(self) -> list[dict[str, Any]] | None:
-        return [call.model_dump() for call in self.tool_calls] if self.tool_calls is not None else None
+        """The calls as stored; an empty list is no calls."""
+        return [call.model_dump() for call in self.tool_calls] if self.tool_calls else None
 
     @field_validator("metadata")
     @classmethod

@@ -112,7 +112,17 @@ def encode(body: object, ascii_only: bool) -> bytes:
 
 # --- oracles ------------------------------------------------------------------------------
 
-MESSAGE_FIELDS = {"id", "role", "content", "created_at", "token_count", "metadata"}
+MESSAGE_FIELDS = {
+    "id",
+    "role",
+    "content",
+    "created_at",
+    "token_count",
+    "metadata",
+    "name",
+    "tool_call_id",
+    "tool_calls",
+}
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -123,6 +133,13 @@ def assert_message_shape(m: object) -> None:
     assert ISO_MS.match(m["created_at"]), m["created_at"]
     assert isinstance(m.get("token_count", 0), int)
     assert isinstance(m.get("metadata", {}), dict)
+    assert isinstance(m.get("name", ""), str) and isinstance(m.get("tool_call_id", ""), str)
+    calls = m.get("tool_calls", [{"id": "x", "function": {"name": "f"}}])
+    assert isinstance(calls, list) and calls, "an empty list of calls is not stored"
+    assert all(
+        isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("function"), dict)
+        for c in calls
+    )
 
 
 def assert_memory_shape(body: object) -> None:
