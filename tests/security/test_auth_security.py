@@ -289,6 +289,8 @@ def test_no_credential_message_content_summary_or_session_id_ever_reaches_a_log_
             ("get", "memory", None),
             ("get", "messages/1", None),
             ("post", "retrieval", {"text": f"QUERY-{tag}-{index}"}),
+            ("get", "messages?limit=10", None),
+            ("get", f"context?model=gpt-4o&max_tokens=500&query=QUERY-{tag}-{index}", None),
             ("delete", "messages/1", None),
             ("delete", "messages/1", None),  # 404
             ("delete", "memory", None),
@@ -299,6 +301,8 @@ def test_no_credential_message_content_summary_or_session_id_ever_reaches_a_log_
             assert response.status_code < 500
         for path in ("/sessions?page=1&size=5", "/keys/current", "/usage"):
             assert client.get(f"{prefix}{path}", headers=headers).status_code == 200
+        searched = client.post(f"{prefix}/search", json={"text": f"QUERY-{tag}-{index}"}, headers=headers)
+        assert searched.status_code == 200
 
     # Authentication failures with credentials that must not be echoed into the log.
     forged = f"rk_{created.json['key_id']}_{random_secret()}"
