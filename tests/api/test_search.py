@@ -261,3 +261,16 @@ def test_azure_embeddings_use_motorhead_s_ada_deployment(make_app, tenant, fake_
     hits = retrieve(client, tenant, "s1", "fjord cruise", mode="vector")
     assert [h["content"] for h in hits] == ["the fjord cruise leaves at nine"]
     assert set(fake_llm.azure_deployments) == {"ada-deployment"}, "embeddings go to the ada deployment"
+
+
+def test_deleting_an_indexed_session_on_plain_redis_touches_no_key_outside_it(
+    folding_client, tenant, redis_client
+):
+    """Without the search module no per-message vector keys exist: the erase must not
+    reach for keys named after message ids."""
+    redis_client.set("1", "someone else's key")
+    redis_client.set("2", "someone else's key")
+    add(folding_client, tenant, "s1", "hello there", "general kenobi")
+    assert wait_until(lambda: indexed(folding_client, tenant, "s1"))
+    assert folding_client.delete("/sessions/s1/memory", headers=tenant.headers).status_code == 200
+    assert redis_client.get("1") == b"someone else's key" and redis_client.get("2") == b"someone else's key"

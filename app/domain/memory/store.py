@@ -179,10 +179,9 @@ class SessionStore:
 
     def delete_session(self, tenant_id: str, session_id: str) -> None:
         keys = self._keys.session(tenant_id, session_id)
-        if self._vector_prefix is not None:
-            self._erase_session.run(
-                self._redis, keys, vector_prefix=self._vector_prefix(tenant_id, session_id)
-            )
+        vector_prefix = self._vector_prefix(tenant_id, session_id) if self._vector_prefix is not None else ""
+        if vector_prefix:
+            self._erase_session.run(self._redis, keys, vector_prefix=vector_prefix)
         pipe = self._redis.pipeline(transaction=False)
         for key in keys.all:  # one key per UNLINK: cluster pipelines refuse multi-key ones
             pipe.unlink(key)
