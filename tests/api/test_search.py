@@ -82,7 +82,8 @@ def test_hits_are_closest_first_at_most_k_and_only_matching(folding_client, tena
     add(folding_client, tenant, "s1", *FACTS)
     assert wait_until(lambda: indexed(folding_client, tenant, "s1"))
     hits = retrieve(folding_client, tenant, "s1", "Miso tuna", k=2)
-    assert len(hits) == 2 and {h["id"] for h in hits} == {2, 7} | {2, 10} & {h["id"] for h in hits}
+    # 7 ("Miso ...") and 10 ("... tuna ...") score alike (one term, same length): the earlier wins.
+    assert [h["id"] for h in hits] == [2, 7]
     assert hits[0]["id"] == 2, "both query terms beat one"
     assert [h["dist"] for h in hits] == sorted(h["dist"] for h in hits)
     assert all(0 < h["dist"] < 1 for h in hits)
@@ -208,7 +209,8 @@ def test_vector_and_hybrid_retrieval_with_embeddings(embedding_app, tenant, fake
     auto = retrieve(client, tenant, "s1", "Miso likes tuna", k=3)  # auto = hybrid with embeddings
     hybrid = retrieve(client, tenant, "s1", "Miso likes tuna", mode="hybrid", k=3)
     assert auto == hybrid and hybrid[0]["id"] == 2 and hybrid[0]["dist"] == 0.0
-    assert sorted(Counter(fake_llm.embedded_texts).values())[-1] >= 1
+    embedded = Counter(fake_llm.embedded_texts)
+    assert all(embedded[fact] == 1 for fact in FACTS), "each message embedded once"
     usage = client.get("/usage", headers=tenant.headers).json
     assert usage["llm_calls"]["total"] >= 4 and usage["prompt_tokens"]["total"] > 0, (
         "embedding calls are billed"
