@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         docs,
         health,
         memory,
+        path_keys,
         proxy,
         rate_limits,
         request_log,
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             "(MotorHead drop-in mode)",
             settings.open_tenant,
         )
+    path_keys.wrap(app, settings.path_keys)
     proxy.wrap(app, settings.proxy_count)
     return app
 

@@ -11,6 +11,7 @@ import logging
 
 from flask import Flask, current_app, g, request
 
+from app import path_keys
 from app.domain.errors import NotFound, RateLimited, Unauthenticated
 from app.domain.tenancy import api_keys
 from app.extensions import Resources
@@ -23,9 +24,10 @@ ADMIN_BLUEPRINTS = frozenset({"admin"})
 
 
 def presented_key() -> str | None:
-    """The key a request carries: ``Authorization: Bearer`` or MotorHead's hosted header.
+    """The key a request carries: ``Authorization: Bearer``, MotorHead's hosted header, or
+    the path (``/k/<api_key>``, api.md §9).
 
-    Two different keys in the two headers are refused rather than guessed between.
+    Two different keys in two places are refused rather than guessed between.
     """
     bearer = None
     header = request.headers.get("Authorization")
@@ -36,9 +38,11 @@ def presented_key() -> str | None:
         bearer = value.strip()
     metal = request.headers.get("x-metal-api-key")
     metal = metal.strip() if metal else None
-    if bearer and metal and bearer != metal:
+    in_path = request.environ.get(path_keys.ENVIRON_KEY)
+    presented = {key for key in (bearer, metal, in_path) if key}
+    if len(presented) > 1:
         raise Unauthenticated("conflicting credentials")
-    return bearer or metal
+    return presented.pop() if presented else None
 
 
 def _authenticate_admin(resources: Resources) -> None:
@@ -57,6 +61,11 @@ def authenticate() -> None:
     if request.endpoint is None:
         return  # unknown route: let routing answer 404
     top = request.blueprints[-1] if request.blueprints else None
+    if request.environ.get(path_keys.ENVIRON_KEY) is not None and (
+        top in PUBLIC_BLUEPRINTS or top in ADMIN_BLUEPRINTS
+    ):
+        # A tenant key in the path opens tenant routes only; anything else is no route.
+        raise NotFound("not found")
     if top in PUBLIC_BLUEPRINTS:
         return
     guard = current_app.extensions.get("recollect_auth_guard")

@@ -184,7 +184,9 @@ def build_spec(app: Flask) -> dict[str, Any]:
                 "Multi-tenant, MotorHead-compatible chat memory. Every error is "
                 '`{"error": {"code", "message"}}` with an `X-Request-ID` header. The memory routes '
                 "are also served under `/motorhead` and `/v1/motorhead` (bodies wrapped in "
-                '`{"data": ...}` there).'
+                '`{"data": ...}` there). For clients that cannot send a header, every tenant '
+                "route is also served under `/k/{api_key}` (a path-scoped key: treat such a URL "
+                "as a secret)."
             ),
         },
         "components": {

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
 
     # --- access ------------------------------------------------------------------------
     admin_token: SecretStr | None = Field(None, validation_alias=_env("RECOLLECT_ADMIN_TOKEN"))
+    # api.md §9: tenant routes also under /k/<api_key>, for clients that send no header.
+    path_keys: bool = Field(True, validation_alias=_env("RECOLLECT_PATH_KEYS"))
     open_tenant: str | None = Field(
         None,
         pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import logging.config
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -25,11 +26,31 @@ log_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
 _FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
+# A path-scoped key (api.md §9, app/path_keys.py) in a URI some line quotes, e.g.
+# gunicorn's "Error handling request /k/rk_...".
+_PATH_KEY = re.compile(r"/k/[^/?#\s\"]*")
+
+
+def redact_path_keys(text: str) -> str:
+    """``text`` with every ``/k/<key>`` segment replaced by ``/k/<redacted>``."""
+    return _PATH_KEY.sub("/k/<redacted>", text) if "/k/" in text else text
+
+
+def _redact(value: object) -> object:
+    return redact_path_keys(value) if isinstance(value, str) else value
+
+
 class ContextFilter(logging.Filter):
+    """Adds the request's context to a record, and redacts path-scoped keys in its message
+    and positional arguments."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         for name, value in log_context.get().items():
             if not hasattr(record, name):
                 setattr(record, name, value)
+        record.msg = _redact(record.msg)
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(_redact(arg) for arg in record.args)
         return True
 
 

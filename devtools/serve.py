@@ -6,10 +6,12 @@ persisted), so a newcomer can try the API with nothing installed but Python.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 from config import ConfigError, load_settings
+from config.logging import ContextFilter
 
 
 def main() -> int:
@@ -40,6 +42,8 @@ def main() -> int:
         '-H "Authorization: Bearer $KEY"\n',
         flush=True,
     )
+    # The development server logs each raw request line: redact path-scoped keys there too.
+    logging.getLogger("werkzeug").addFilter(ContextFilter())
     app.run(host=host, port=settings.port, threaded=True, use_reloader=False)
     return 0
 
