@@ -68,18 +68,28 @@ def authenticate() -> None:
         raise NotFound("not found")
     if top in PUBLIC_BLUEPRINTS:
         return
-    guard = current_app.extensions.get("recollect_auth_guard")
-    if guard is not None:
-        blocked = guard.retry_after(request.remote_addr)
-        if blocked is not None:
-            raise RateLimited("too many failed authentications", retry_after=blocked)
     try:
         _authenticate()
     except Unauthenticated:
-        wait = guard.failed(request.remote_addr) if guard is not None else None
+        # Only failures are limited: a valid credential has already passed above, whatever
+        # its address or key id has been through.
+        guard = current_app.extensions.get("recollect_auth_guard")
+        wait = guard.failed(request.remote_addr, _presented_key_id()) if guard is not None else None
         if wait is not None:
             raise RateLimited("too many failed authentications", retry_after=wait) from None
         raise
+
+
+def _presented_key_id() -> str | None:
+    """The key id of a well-formed tenant key the request carries, if any."""
+    if request.blueprints and request.blueprints[-1] in ADMIN_BLUEPRINTS:
+        return None
+    try:
+        key = presented_key()
+    except Unauthenticated:
+        return None
+    parsed = api_keys.parse_key(key) if key else None
+    return parsed[0] if parsed else None
 
 
 def _authenticate() -> None:

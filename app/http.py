@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, TypeVar
 
 import orjson
@@ -31,6 +33,32 @@ def _describe(exc: ValidationError) -> str:
     return f"{loc}: {first['msg']}"
 
 
+# orjson reads an integer literal beyond 64 bits as a float, silently losing digits; the
+# range it reads and writes exactly is refused beyond, rather than changed.
+MIN_JSON_INT, MAX_JSON_INT = -(2**63), 2**64 - 1
+_LONG_DIGIT_RUN = re.compile(rb"[0-9]{19}")  # shorter literals are always in range
+
+
+def _has_oversized_integer(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return not MIN_JSON_INT <= value <= MAX_JSON_INT
+    if isinstance(value, dict):
+        return any(_has_oversized_integer(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_oversized_integer(v) for v in value)
+    return False
+
+
+def _exact_integers_exceed_range(raw: bytes) -> bool:
+    """Read again with the standard library, which keeps every integer exact."""
+    try:
+        return _has_oversized_integer(json.loads(raw))
+    except RecursionError:
+        raise InvalidField("body: nested too deeply") from None
+
+
 def parse_json_body(model: type[ModelT]) -> ModelT:
     """JSON body → validated model: 415 wrong content type, 413 too large (Flask's
     ``MAX_CONTENT_LENGTH``), 400 malformed JSON, 422 invalid fields."""
@@ -43,6 +71,11 @@ def parse_json_body(model: type[ModelT]) -> ModelT:
         raise InvalidRequest("request body is not valid JSON", code="invalid_json") from None
     if not isinstance(data, dict):
         raise InvalidField("body: expected a JSON object")
+    if _LONG_DIGIT_RUN.search(raw) and _exact_integers_exceed_range(raw):
+        raise InvalidField(
+            f"integers must be between {MIN_JSON_INT} and {MAX_JSON_INT}; send larger ones as strings",
+            code="integer_out_of_range",
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:

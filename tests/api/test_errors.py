@@ -215,3 +215,21 @@ def test_client_mistakes_are_never_a_500(client, tenant, method, path, kwargs):
     response = getattr(client, method)(path, headers=tenant.headers, **kwargs)
     assert 400 <= response.status_code < 500
     assert_error(response, response.status_code)
+
+
+def test_integers_in_metadata_round_trip_exactly_or_are_refused_beyond_64_bits(client, tenant):
+    edges = {"max": 2**64 - 1, "min": -(2**63), "beyond_2_53": 2**53 + 1, "text": "18446744073709551616"}
+    body = {"messages": [{"role": "Human", "content": "ids", "metadata": edges}]}
+    assert client.post("/sessions/ints/memory", json=body, headers=tenant.headers).status_code == 200
+    stored = client.get("/sessions/ints/memory", headers=tenant.headers).json["messages"][0]["metadata"]
+    assert stored == edges and all(type(stored[k]) is type(v) for k, v in edges.items())
+    for too_big in (2**64, -(2**63) - 1, 10**30):
+        raw = f'{{"messages":[{{"role":"Human","content":"x","metadata":{{"n":{too_big}}}}}]}}'
+        refused = client.post(
+            "/sessions/ints/memory", data=raw, content_type="application/json", headers=tenant.headers
+        )
+        assert refused.status_code == 422 and refused.json["error"]["code"] == "integer_out_of_range"
+    # Long digit runs inside strings are not integers.
+    text = {"messages": [{"role": "Human", "content": "1" * 40}]}
+    assert client.post("/sessions/ints/memory", json=text, headers=tenant.headers).status_code == 200
+    assert len(client.get("/sessions/ints/memory", headers=tenant.headers).json["messages"]) == 2

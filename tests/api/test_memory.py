@@ -147,6 +147,25 @@ def test_idempotency_key_replays_the_first_answer(client, tenant):
     assert len(client.get("/sessions/s1/memory", headers=tenant.headers).json["messages"]) == 4
 
 
+def test_an_idempotency_key_reused_with_another_body_is_refused_and_writes_nothing(client, tenant):
+    key = {"Idempotency-Key": "retry-456"}
+    first = post(client, tenant, "s1", pair(0), headers=key)
+    for different in (
+        {"messages": pair(1)},  # other messages
+        {"messages": pair(0), "context": "a summary"},  # the same messages, plus a summary
+        {"messages": [dict(m, metadata={"x": 1}) for m in pair(0)]},  # other metadata
+    ):
+        refused = client.post("/sessions/s1/memory", json=different, headers=tenant.headers | key)
+        assert refused.status_code == 422, refused.get_data()
+        assert refused.json["error"]["code"] == "idempotency_key_reused"
+    # The same body (keys in any order) is still a replay of the first answer.
+    reordered = [{"content": m["content"], "role": m["role"]} for m in pair(0)]
+    replay = client.post("/sessions/s1/memory", json={"messages": reordered}, headers=tenant.headers | key)
+    assert replay.status_code == 200 and replay.json == first.json
+    memory = client.get("/sessions/s1/memory", headers=tenant.headers).json
+    assert len(memory["messages"]) == 2 and memory["context"] is None
+
+
 def test_idempotency_records_are_per_tenant(client, tenant, other_tenant):
     key = {"Idempotency-Key": "shared"}
     post(client, tenant, "s1", pair(0), headers=key)

@@ -42,7 +42,7 @@ def test_memory_routes_share_the_budget_and_headers_of_every_other_route(client,
     # limits' own arithmetic: the reset is the current window's TTL modulo its length.
     now = time.time()
     assert all(now - 2 <= int(r.headers["X-RateLimit-Reset"]) <= now + 61 for r in responses)
-    assert all(0 <= int(r.headers["Retry-After"]) <= 120 for r in responses)
+    assert not any("Retry-After" in r.headers for r in responses)  # only on a refusal
     for refused in (client.get("/sessions", headers=acme.headers), read(client, acme), post(client, acme)):
         assert refused.status_code == 429
         assert refused.json["error"]["code"] == "rate_limited"

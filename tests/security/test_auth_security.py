@@ -42,8 +42,8 @@ def wrong_credentials(tenant) -> list[tuple[str, dict[str, str]]]:
 def test_brute_force_from_one_address_is_blocked_after_20_failures_on_every_worker(make_app, tenant):
     """Failures of every kind — forged secrets of a real key id, unknown ids, malformed
     keys, wrong operator tokens — count together per address in Redis, so two workers
-    share the count: the 21st failure is a 429 with ``Retry-After`` wherever it lands, the
-    address then stays refused even with a good key, and other addresses are unaffected.
+    share the count: the 21st failure is a 429 with ``Retry-After`` wherever it lands, while
+    a good key from that same address is still served, and other addresses are unaffected.
     Spoofing ``X-Forwarded-For`` (no trusted proxy configured) does not change the address."""
     workers = [make_app().test_client(), make_app().test_client()]
     attacker = {"REMOTE_ADDR": "203.0.113.7"}
@@ -61,12 +61,51 @@ def test_brute_force_from_one_address_is_blocked_after_20_failures_on_every_work
         assert blocked.status_code == 429, blocked.get_data()
         assert_error_shape(blocked)
         assert 1 <= int(blocked.headers["Retry-After"]) <= 61
-        # Once blocked, even the right key from that address is refused, before lookup.
-        good = worker.get("/sessions", headers=tenant.headers, environ_base=attacker)
-        assert good.status_code == 429 and 1 <= int(good.headers["Retry-After"]) <= 61
+        # Blocked failures never block a valid credential from the same address.
+        assert worker.get("/sessions", headers=tenant.headers, environ_base=attacker).status_code == 200
+        assert worker.get("/admin/tenants", headers=ADMIN, environ_base=attacker).status_code == 200
         # Another address: its good key works and its failures are plain 401s.
         assert worker.get("/sessions", headers=tenant.headers, environ_base=bystander).status_code == 200
         assert worker.get(path, headers=headers, environ_base=bystander).status_code == 401
+
+
+def test_a_neighbours_failures_never_change_a_valid_keys_answers(client, tenant, other_tenant):
+    """Every tenant behind one NAT address shares it: one of them failing (a bad deploy, an
+    attacker) must not lock out the others, nor the operator."""
+    nat = {"REMOTE_ADDR": "198.51.100.77"}
+    wrong = {"Authorization": f"Bearer rk_{'Q' * 12}_{random_secret()}"}
+    for round_ in range(3):
+        for _ in range(AUTH_FAILURE_LIMIT + 5):
+            client.get("/sessions", headers=wrong, environ_base=nat)
+            client.get("/admin/tenants", headers={"Authorization": "Bearer nope"}, environ_base=nat)
+        assert client.get("/sessions", headers=wrong, environ_base=nat).status_code == 429
+        for handle in (tenant, other_tenant):
+            good = client.post(
+                "/sessions/s/memory",
+                json={"messages": [{"role": "Human", "content": f"round {round_}"}]},
+                headers=handle.headers,
+                environ_base=nat,
+            )
+            assert good.status_code == 200, good.get_data()
+            assert "Retry-After" not in good.headers
+        assert client.get("/admin/tenants", headers=ADMIN, environ_base=nat).status_code == 200
+
+
+def test_guesses_at_one_key_id_are_limited_across_addresses_and_its_owner_still_passes(client, tenant):
+    """A guesser spread over many addresses meets the per-key-id count."""
+    statuses = [
+        client.get(
+            "/sessions",
+            headers={"Authorization": f"Bearer rk_{tenant.key_id}_{random_secret()}"},
+            environ_base={"REMOTE_ADDR": f"192.0.2.{i}"},
+        ).status_code
+        for i in range(AUTH_FAILURE_LIMIT + 1)
+    ]
+    assert statuses == [401] * AUTH_FAILURE_LIMIT + [429]
+    fresh = {"REMOTE_ADDR": "192.0.2.200"}
+    guess = {"Authorization": f"Bearer rk_{tenant.key_id}_{random_secret()}"}
+    assert client.get("/sessions", headers=guess, environ_base=fresh).status_code == 429
+    assert client.get("/sessions", headers=tenant.headers, environ_base=fresh).status_code == 200
 
 
 def test_successful_authentications_do_not_count_towards_the_block(client, tenant):

@@ -7,7 +7,8 @@
 --       (two per limit).
 -- ARGV: see AppendArgs in scripts.py, in that order; then the charge's numbers (three per
 --       limit), then one stored payload per message (its JSON without the leading '{').
--- Returns {first, last, window length, created, replayed, window tokens, refused, claimed,
+-- Returns {first, last, window length, created, replayed (1; 2: key reused with another
+--          body), window tokens, refused, claimed,
 --          then the rate window (see charge_limits)}.
 -- A request the rate limits refuse changes nothing but their counters.
 local window, meta, idem = KEYS[1], KEYS[2], KEYS[3]
@@ -25,7 +26,8 @@ local window_size, window_tokens_max = tonumber(ARGV[14]), ARGV[15]
 local limits = tonumber(ARGV[16])
 local due_member = ARGV[17]               -- the session in the due sets
 local indexed = ARGV[18]                  -- '1': long-term memory on, new messages get indexed
-local FIXED_ARGS = 18
+local body_digest = ARGV[19]              -- what the Idempotency-Key was first sent with
+local FIXED_ARGS = 19
 
 local rate = {1, 0, 0, 0, 0, 0}
 if limits > 0 then
@@ -38,9 +40,12 @@ end
 if idem_digest ~= '' then
   local seen = redis.call('HGET', idem, idem_digest)
   if seen then
-    local ts, first, last = string.match(seen, '^(%d+):(%d+):(%d+)$')
+    local ts, first, last, digest = string.match(seen, '^(%d+):(%d+):(%d+):?(%x*)$')
     if ts and now - tonumber(ts) < 86400000 then
-      return {tonumber(first), tonumber(last), redis.call('LLEN', window), 0, 1,
+      -- replayed = 2: the key was first used with another body; nothing is written.
+      local replayed = 1
+      if digest ~= '' and digest ~= body_digest then replayed = 2 end
+      return {tonumber(first), tonumber(last), redis.call('LLEN', window), 0, replayed,
               tonumber(redis.call('HGET', meta, 'wt') or '0'), 0, 0, unpack(rate)}
     end
   end
@@ -60,7 +65,7 @@ end
 if has_context == '1' then redis.call('HSET', meta, 'sum', context) end
 redis.call('HSET', meta, 'upd', now)
 if idem_digest ~= '' then
-  redis.call('HSET', idem, idem_digest, now .. ':' .. first .. ':' .. last)
+  redis.call('HSET', idem, idem_digest, now .. ':' .. first .. ':' .. last .. ':' .. body_digest)
   -- Keep the record bounded: drop entries past their 24 h once the hash grows.
   if redis.call('HLEN', idem) > 256 then
     local all = redis.call('HGETALL', idem)

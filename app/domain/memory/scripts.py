@@ -46,6 +46,7 @@ class AppendArgs(NamedTuple):
     limits: int  # how many rate limits the charge holds
     due_member: str
     indexed: str  # '1': long-term memory on, the new messages are marked for indexing
+    body_digest: str  # of the messages and summary an Idempotency-Key came with ('' = none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class AppendResult:
     window_tokens: int
     refused: bool = False  # a new session, but the tenant is at its session quota
     fold_claimed: bool | None = None  # None: no fold claim was attempted in the script
+    key_reused: bool = False  # the Idempotency-Key was first sent with another body
 
     @property
     def ids(self) -> list[int]:
@@ -108,6 +110,7 @@ class AppendScript:
             int(tokens),
             bool(refused),
             bool(claimed) if args.claim_member else None,
+            key_reused=int(replayed) == 2,
         )
         return AppendReply(result, RateWindow.from_reply(rate))
 

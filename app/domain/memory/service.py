@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import orjson
 
 from app.domain import tokens
-from app.domain.errors import InvalidRequest, NotFound, QuotaExceeded, TooLarge
+from app.domain.errors import InvalidField, InvalidRequest, NotFound, QuotaExceeded, TooLarge
 from app.domain.memory.store import AppendResult, HistoryPage, MemoryView, SessionStore
 from app.domain.memory.stored_format import NewMessage
 from app.domain.memory.window import overflows
@@ -140,6 +140,12 @@ class MemoryService:
             window_tokens=policy.window_tokens,
             indexed=policy.long_term_memory,
         )
+        if result.key_reused:
+            raise InvalidField(
+                "this Idempotency-Key was used with a different body in the last 24 hours; "
+                "use a new key for a new request",
+                code="idempotency_key_reused",
+            )
         if result.refused:
             raise QuotaExceeded(f"the tenant's quota of {policy.max_sessions} sessions is reached")
         if folds is None:

@@ -40,7 +40,14 @@ from app.domain.memory.scripts import (
     FoldCommit,
     TenantWideKeys,
 )
-from app.domain.memory.stored_format import NewMessage, api_message, id_prefix, message_id, stored_payload
+from app.domain.memory.stored_format import (
+    NewMessage,
+    api_message,
+    id_prefix,
+    message_id,
+    request_digest,
+    stored_payload,
+)
 from app.domain.ratelimit.charge import ChargeScript
 from app.domain.ratelimit.riding import take_ride
 from app.domain.redis_access import is_cluster, translates_outages
@@ -158,6 +165,7 @@ class SessionStore:
             limits=len(charge.hits) if charge is not None else 0,
             due_member=self._keys.due_member(tenant_id, session_id),
             indexed="1" if indexed else "0",
+            body_digest=request_digest(messages, context) if idempotency_key else "",
         )
         reply = self._append.run(self._redis, keys, tenant_wide, args, payloads, charge)
         if ride is not None:

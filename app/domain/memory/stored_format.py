@@ -11,6 +11,8 @@ they are.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,3 +78,11 @@ def id_prefix(message_id: int) -> bytes:
 def message_id(stored: bytes) -> int:
     """The id at the head of a stored element (``{"id":<n>,``)."""
     return int(stored[6 : stored.index(b",", 6)])
+
+
+def request_digest(messages: Sequence[NewMessage], context: str | None) -> str:
+    """A digest of what an append asks for (not when): a retry with the same Idempotency-Key
+    must carry the same messages and summary, or it is refused rather than replayed."""
+    asked = [[m.role, m.content, m.metadata, m.name, m.tool_call_id, m.tool_calls] for m in messages]
+    body = orjson.dumps([asked, context], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(body).hexdigest()[:32]
