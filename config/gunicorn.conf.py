@@ -25,7 +25,11 @@ def _float(name: str, default: float) -> float:
 
 
 wsgi_app = "wsgi:app"
-bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8080')}")
+# Loopback unless told otherwise: nginx is the supported edge (a directly exposed gunicorn
+# is stalled by a few dozen idle half-sent requests, docs/deploy.md). Containers set
+# GUNICORN_HOST=0.0.0.0, their network namespace being the boundary.
+_host = os.environ.get("GUNICORN_HOST", "127.0.0.1")
+bind = os.environ.get("GUNICORN_BIND", f"{_host}:{os.environ.get('PORT', '8080')}")
 worker_class = "gthread"
 workers = _int("GUNICORN_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 12))
 threads = _int("GUNICORN_THREADS", 8)
@@ -92,6 +96,25 @@ if METRICS:
         "PROMETHEUS_MULTIPROC_DIR",
         "/dev/shm/recollect-prometheus" if os.path.isdir("/dev/shm") else "/tmp/recollect-prometheus",  # noqa: S108
     )
+
+
+def _public(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]") if ":" in address else address
+    return not (address.startswith("unix:") or host in ("127.0.0.1", "localhost", "::1"))
+
+
+def when_ready(server) -> None:  # noqa: ANN001
+    proxies = os.environ.get("RECOLLECT_PROXY_COUNT", "0")
+    public = [address for address in server.cfg.bind if _public(address)]
+    if proxies not in ("", "0") and public:
+        server.log.warning(
+            "RECOLLECT_PROXY_COUNT=%s trusts X-Forwarded-For, but gunicorn listens on %s: a client "
+            "that reaches it directly chooses its own address (and so escapes the per-address "
+            "limits). Safe only if that port is reachable from the proxy alone (e.g. an "
+            "unpublished container port).",
+            proxies,
+            ", ".join(public),
+        )
 
 
 def on_starting(server) -> None:  # noqa: ANN001

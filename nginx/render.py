@@ -46,6 +46,8 @@ PLACEHOLDERS: dict[str, tuple[str, str, str]] = {
     "PER_IP_BURST": ("200", r"[0-9]+", "requests above the rate answered without delay"),
     # Above gunicorn's graceful_timeout (75 s by default), itself above its timeout (60 s):
     # nginx must never give up on a request gunicorn may still answer.
+    # Also set in the default server, which parses every request's headers first.
+    "CLIENT_HEADER_TIMEOUT": ("10s", r"[0-9]+(ms|s|m)?", "longest wait for a client's request headers"),
     "PROXY_READ_TIMEOUT": ("90s", r"[0-9]+(ms|s|m)?", "longest wait for gunicorn's response"),
 }
 

@@ -82,7 +82,11 @@ def _translating(method: F) -> F:
         try:
             return method(*args, **kwargs)
         except REDIS_UNAVAILABLE as exc:
-            raise StoreUnavailable("storage is unavailable, retry shortly", cause=type(exc).__name__) from exc
+            raise StoreUnavailable(
+                "storage is unavailable, retry shortly (a write may have been stored: "
+                "retry it with the same Idempotency-Key)",
+                cause=type(exc).__name__,
+            ) from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -233,3 +233,12 @@ def test_integers_in_metadata_round_trip_exactly_or_are_refused_beyond_64_bits(c
     text = {"messages": [{"role": "Human", "content": "1" * 40}]}
     assert client.post("/sessions/ints/memory", json=text, headers=tenant.headers).status_code == 200
     assert len(client.get("/sessions/ints/memory", headers=tenant.headers).json["messages"]) == 2
+
+
+def test_a_503_tells_the_client_how_to_retry_a_write_safely(make_app, tenant):
+    client = make_app(redis_url="redis://127.0.0.1:1/0", redis_connect_timeout=0.1).test_client()
+    response = client.post(
+        "/sessions/s/memory", json={"messages": [{"role": "Human", "content": "hi"}]}, headers=tenant.headers
+    )
+    assert response.status_code == 503
+    assert "Idempotency-Key" in response.json["error"]["message"]
