@@ -219,3 +219,29 @@ def test_a_worker_freezes_what_it_loaded_out_of_the_garbage_collectors_reach():
         assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()
+
+
+def test_gunicorn_binds_loopback_by_default_and_the_image_opens_it():
+    assert gunicorn_settings()["bind"] == "127.0.0.1:8080"
+    assert re.search(r"GUNICORN_HOST=0\.0\.0\.0", (ROOT / "Dockerfile").read_text())
+
+
+def test_trusting_a_proxy_on_a_public_bind_is_warned_at_start(monkeypatch):
+    when_ready = gunicorn_settings()["when_ready"]
+    warnings: list[str] = []
+
+    class Log:
+        def warning(self, message: str, *args: object) -> None:
+            warnings.append(message % args)
+
+    def server(*binds: str) -> object:
+        return type("Server", (), {"cfg": type("Cfg", (), {"bind": list(binds)})(), "log": Log()})()
+
+    monkeypatch.setenv("RECOLLECT_PROXY_COUNT", "1")
+    when_ready(server("127.0.0.1:8080", "unix:/run/recollect.sock", "[::1]:8080"))
+    assert warnings == []
+    when_ready(server("0.0.0.0:8080"))
+    assert len(warnings) == 1 and "0.0.0.0:8080" in warnings[0]
+    monkeypatch.setenv("RECOLLECT_PROXY_COUNT", "0")
+    when_ready(server("0.0.0.0:8080"))
+    assert len(warnings) == 1
