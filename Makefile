@@ -1,5 +1,14 @@
 # Two commands for a newcomer: `make run` (server + dev key) and `make test` (whole suite).
-.PHONY: run test lint install clean bench bench-summary-cost bench-retrieval chaos
+.PHONY: help run test lint install clean bench bench-summary-cost bench-retrieval chaos
+
+help:  ## this list
+	@echo "make run       the server on :8080 under gunicorn (embedded store unless REDIS_URL is set); prints a dev key and an admin token"
+	@echo "make test      the whole suite, as CI runs it (~10 min: single node, then the API suites on a Redis Cluster); installs redis-server, nginx, chromium via apt when missing"
+	@echo "make lint      ruff"
+	@echo "make bench     throughput and latency against the floor app (wrk, redis-server)"
+	@echo "make bench-retrieval / bench-summary-cost / chaos   long-term memory, summary tokens, fault injection"
+	@echo "make install   only create .venv (first run: about a minute)"
+	@echo "make clean     remove .venv and caches"
 
 install:
 	@scripts/bootstrap.sh

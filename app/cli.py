@@ -19,7 +19,15 @@ keys_cli = AppGroup("keys", help="Create, list and revoke a tenant's API keys.")
 
 
 def _resources() -> Resources:
-    return current_app.extensions["recollect"]
+    resources: Resources = current_app.extensions["recollect"]
+    if resources.settings.redis_url is None:
+        # The embedded store would be this command's own, thrown away when it exits: a key
+        # printed from it would be refused by the running server.
+        raise click.ClickException(
+            "REDIS_URL is not set: these commands work on the server's Redis "
+            "(e.g. REDIS_URL=redis://localhost:6379/0), or use the admin API of a running server"
+        )
+    return resources
 
 
 def _echo(value: object) -> None:

@@ -262,7 +262,10 @@ class TenantListOut(BaseModel):
 
 class TenantDeletedOut(BaseModel):
     status: Literal["Ok"]
-    keys_removed: int
+    keys_removed: int = Field(
+        description="Redis keys of the tenant's data that were erased (sessions, archives, "
+        "indexes, usage, API key records), not the number of API keys"
+    )
 
 
 class KeyCreatedOut(BaseModel):

@@ -40,6 +40,7 @@ fi
 stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ clients/python/pyproject.toml -nt "$stamp" ] \
    || [ clients/mcp/pyproject.toml -nt "$stamp" ]; then
+  echo "recollect: installing the project, its clients and dev tools into .venv (first run: about a minute)..."
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[dev]'
   .venv/bin/python -m pip install -q -e './clients/python[langchain]'

@@ -47,6 +47,7 @@ def openapi() -> Response:
 
 
 @bp.get("/docs")
+@bp.get("/docs/")
 def page() -> Response:
     return Response(PAGE, mimetype="text/html")
 

@@ -84,3 +84,34 @@ def test_cli_revocation_and_deletion_take_effect_on_the_api(app, redis_client):
     assert run(app, "tenants", "delete", "acme", "--yes").exit_code == 0
     assert client.get("/sessions", headers=first_headers).status_code == 401
     assert [k for k in redis_client.scan_iter() if b"acme" in k] == []
+
+
+def test_the_cli_refuses_to_run_on_the_embedded_store(make_app):
+    app = make_app(redis_url=None)
+    for command in (("tenants", "list"), ("keys", "create", "acme"), ("tenants", "create", "acme")):
+        result = run(app, *command)
+        assert result.exit_code != 0
+        assert "REDIS_URL is not set" in result.output
+
+
+def test_the_recollect_command_is_the_same_cli_without_flask(redis_url, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = shutil.which("recollect", path=str(Path(sys.executable).parent))
+    assert command, "the recollect console script is installed with the project (make install)"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "REDIS_URL": redis_url}
+    created = subprocess.run(
+        [command, "tenants", "create", "cli-script"], env=env, capture_output=True, text=True
+    )
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["api_key"].startswith("rk_")
+    listed = subprocess.run([command, "tenants", "list"], env=env, capture_output=True, text=True)
+    assert "cli-script" in listed.stdout
+    refused = subprocess.run(
+        [command, "tenants", "list"], env={**env, "REDIS_URL": ""}, capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "REDIS_URL is not set" in refused.stderr
