@@ -95,3 +95,16 @@ def test_duplicate_credentials_never_reach_nginx_error_log_even_at_info(app, ngi
     )
     for secret in (key, other, key.rsplit("_", 1)[-1]):
         assert secret not in logs
+
+
+def test_a_neighbours_failed_authentications_do_not_lock_out_a_valid_key_through_nginx(app, nginx):
+    """Two clients behind one address (127.0.0.2 here, as behind a NAT): one fails over and
+    over, the other's valid key keeps working. (The operator's token, which nginx admits
+    from internal addresses only, is covered in tests/security/test_auth_security.py.)"""
+    key = call(nginx.base, "POST", "/admin/tenants", ADMIN_TOKEN, {"id": "victim"}).json["api_key"]
+    wrong = "rk_" + "N" * 12 + "_" + "x" * 43
+    statuses = [call(nginx.base, "GET", "/sessions", wrong, source="127.0.0.2").status for _ in range(25)]
+    assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}
+    for _ in range(5):
+        assert call(nginx.base, "GET", "/sessions", key, source="127.0.0.2").status == 200
+        assert call(nginx.base, "GET", "/sessions", wrong, source="127.0.0.2").status == 429
