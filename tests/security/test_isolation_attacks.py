@@ -11,6 +11,7 @@ and nothing B received contains any of A's content or credentials.
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import pytest
 
@@ -348,8 +349,9 @@ def test_confusing_or_conflicting_credentials_are_refused_on_every_route_and_wri
     attack_setup, client, tenant, other_tenant, redis_client, prefix
 ):
     """Two headers naming different keys, duplicated headers, a key id spliced onto
-    another key's secret, other schemes, the operator token: always 401, for either
-    tenant, and neither A nor B gains or loses a byte."""
+    another key's secret, other schemes, the operator token: always refused — 401, or 429
+    once the failures naming one key id pass the per-key limit — for either tenant, and
+    neither A nor B gains or loses a byte."""
     b, a_is_untouched = attack_setup
     client.post(
         memory_url("", "b-own"),
@@ -361,12 +363,18 @@ def test_confusing_or_conflicting_credentials_are_refused_on_every_route_and_wri
         api_snapshot(client, other_tenant.headers, ["b-own", "s1"]),
         redis_snapshot(redis_client, "globex"),
     )
+    refusals: Counter[int] = Counter()
     for headers in confusing_headers(tenant, other_tenant):
         for method, url, kwargs in tenant_routes(prefix, "s1") + tenant_routes(prefix, "b-own"):
             response = b.send(method, url, headers=headers, **kwargs)
+            refusals[response.status_code] += 1
+            if response.status_code == 429:
+                assert response.json["error"]["message"] == "too many failed authentications"
+                continue
             assert response.status_code == 401, (headers, method, url, response.get_data())
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
             assert response.json["error"]["code"] == "unauthorized"
+    assert set(refusals) <= {401, 429} and refusals[401] >= 20
     assert (
         api_snapshot(client, other_tenant.headers, ["b-own", "s1"]),
         redis_snapshot(redis_client, "globex"),
