@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         response_headers,
         search,
         sessions,
+        transfer,
     )
     from app.errors import register_error_handlers
     from app.extensions import Resources
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.metrics:
         app.register_blueprint(health.metrics_bp)
     app.register_blueprint(admin.bp)
-    tenant_blueprints = (memory.bp, search.bp, context.bp, sessions.bp, account.bp)
+    tenant_blueprints = (memory.bp, search.bp, context.bp, sessions.bp, account.bp, transfer.bp)
     for bp in tenant_blueprints:
         app.register_blueprint(bp)
     for name, prefix in COMPAT_PREFIXES.items():

@@ -35,6 +35,8 @@ from app.domain.tenancy.policy import PolicyDefaults
 from app.domain.tenancy.store import TenancyStore
 from app.domain.tenancy.tenants import TenantRegistry
 from app.domain.tenancy.usage import UsageLedger
+from app.domain.transfer.service import TransferService
+from app.domain.transfer.store import TransferStore
 from app.llm import build_embedder, build_summarizer
 from app.redis_breaker import RedisBreaker
 from config import Settings
@@ -212,6 +214,7 @@ class Resources:
         self._embedder: Embedder | None = None
         self._memory: MemoryService | None = None
         self._usage: UsageLedger | None = None
+        self._transfer: TransferService | None = None
 
     def _ensure(self) -> None:
         if self._pid == os.getpid():
@@ -261,6 +264,7 @@ class Resources:
                 max_messages_per_post=self.settings.max_messages_per_post,
                 folds=lambda: self.runner,
             )
+            self._transfer = TransferService(TransferStore(client, self.keyspace), self._store)
             self._pid = os.getpid()
 
     @property
@@ -334,6 +338,12 @@ class Resources:
         self._ensure()
         assert self._context is not None
         return self._context
+
+    @property
+    def transfer(self) -> TransferService:
+        self._ensure()
+        assert self._transfer is not None
+        return self._transfer
 
     @property
     def vector_index(self) -> VectorIndex | None:

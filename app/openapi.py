@@ -49,6 +49,7 @@ class RouteDoc:
     auth: str = "tenant"  # "tenant" | "admin" | "none"
     headers: dict[str, str] = field(default_factory=dict)  # request header -> description
     content_type: str = "application/json"
+    body_content_type: str = "application/json"  # NDJSON bodies: the body model is one line
 
 
 def documented(
@@ -62,10 +63,14 @@ def documented(
     auth: str = "tenant",
     headers: dict[str, str] | None = None,
     content_type: str = "application/json",
+    body_content_type: str = "application/json",
 ) -> Callable[[F], F]:
+    """``content_type`` / ``body_content_type`` other than JSON (NDJSON): the model given
+    for the response or the body describes one line of it."""
+
     def mark(view: F) -> F:
         view.__openapi__ = RouteDoc(  # type: ignore[attr-defined]
-            summary, tag, ok, body, query, errors, auth, headers or {}, content_type
+            summary, tag, ok, body, query, errors, auth, headers or {}, content_type, body_content_type
         )
         return view
 
@@ -118,12 +123,12 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 def _operation(rule: str, doc: RouteDoc, wrapped: bool, components: dict[str, Any]) -> dict[str, Any]:
     status, model = doc.ok
     ok_schema: dict[str, Any] = _ref(model, components) if model else {}
-    if wrapped:
+    if wrapped and doc.content_type == "application/json":
         ok_schema = {"type": "object", "required": ["data"], "properties": {"data": ok_schema}}
     if doc.content_type == "application/json":
         ok_content = _json(ok_schema)
     else:
-        ok_content = {doc.content_type: {"schema": {"type": "string"}}}
+        ok_content = {doc.content_type: {"schema": ok_schema if model else {"type": "string"}}}
     responses: dict[str, Any] = {str(status): {"description": "OK", "content": ok_content}}
     errors = set(doc.errors)
     if doc.auth == "tenant":
@@ -154,7 +159,8 @@ def _operation(rule: str, doc: RouteDoc, wrapped: bool, components: dict[str, An
             }
         )
     if doc.body is not None:
-        operation["requestBody"] = {"required": True, "content": _json(_ref(doc.body, components))}
+        body_content = {doc.body_content_type: {"schema": _ref(doc.body, components)}}
+        operation["requestBody"] = {"required": True, "content": body_content}
     if doc.auth == "none":
         operation["security"] = []
     elif doc.auth == "admin":
@@ -209,5 +215,6 @@ def undocumented_rules(app: Flask) -> list[str]:
         rule.rule
         for rule in app.url_map.iter_rules()
         if rule.endpoint not in exempt
+        and rule.endpoint.partition(".")[0] != "console"  # the operator's HTML pages
         and getattr(app.view_functions.get(rule.endpoint), "__openapi__", None) is None
     )

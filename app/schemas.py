@@ -8,6 +8,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from app.domain.tenancy.policy import Policy
+from app.domain.transfer.format import MessageLine, SessionLine
 
 
 class ToolFunction(BaseModel):
@@ -291,3 +292,20 @@ class NowOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: str
+
+
+class TransferLine(RootModel[SessionLine | MessageLine]):
+    """One NDJSON line of an export (and of an import's body): a session line, then one
+    message line per message, oldest first. In an import every field but ``type``, ``role``
+    and ``content`` may be left out (a message's id is then the previous one plus one)."""
+
+
+class ImportOut(BaseModel):
+    status: Literal["Ok"]
+    session_id: str
+    messages: int = Field(description="messages stored (window + archived)")
+    window: int
+    archived: int
+    dropped: int = Field(description="already summarized, and long-term memory is off: not kept")
+    last_id: int = Field(description="the next appended message gets a higher id")
+    fold_due: bool = Field(description="the window is over the policy: a fold will summarize it")

@@ -147,6 +147,11 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         64 * 1024, ge=64, le=16 * 1024 * 1024, validation_alias=_env("RECOLLECT_MAX_MESSAGE_BYTES")
     )
+    # An import (POST /sessions/{id}/import) is a whole session's NDJSON export, read line by
+    # line; it has its own, larger limit.
+    import_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, le=1024**3, validation_alias=_env("RECOLLECT_IMPORT_MAX_BYTES")
+    )
     max_messages_per_post: int = Field(
         100, ge=1, le=10_000, validation_alias=_env("RECOLLECT_MAX_MESSAGES_PER_POST")
     )

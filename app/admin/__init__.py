@@ -20,8 +20,10 @@ from app.schemas import (
     TenantEnvelope,
     TenantListOut,
     TenantPatch,
+    TransferLine,
     UsageOut,
 )
+from app.transfer import NDJSON, ndjson_response
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -118,3 +120,17 @@ def tenant_usage(tenant_id: str) -> Response:
     tenant = resources.registry.get_tenant(tenant_id)
     ttl = resources.registry.defaults.resolve(tenant.policy).session_ttl_seconds
     return json_response(resources.memory.usage(tenant_id, ttl_seconds=ttl))
+
+
+@bp.get("/tenants/<tenant_id>/export")
+@documented(
+    "Export every session of a tenant as NDJSON (each session's line, then its messages)",
+    tag="admin",
+    ok=(200, TransferLine),
+    auth="admin",
+    content_type=NDJSON,
+)
+def export_tenant(tenant_id: str) -> Response:
+    resources = _resources()
+    resources.registry.get_tenant(tenant_id)
+    return ndjson_response(resources.transfer.export_tenant(tenant_id))

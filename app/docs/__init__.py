@@ -46,8 +46,7 @@ def openapi() -> Response:
     return json_response(spec)
 
 
-@bp.get("/docs")
-@bp.get("/docs/")
+@bp.get("/docs", strict_slashes=False)  # "/docs/" too, without a redirect
 def page() -> Response:
     return Response(PAGE, mimetype="text/html")
 

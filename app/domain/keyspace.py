@@ -9,7 +9,8 @@ Layout (``rc`` is the configurable product prefix):
   archive of folded messages (sorted set by id), ``:x`` keyword postings (hash), ``:d``
   indexed documents (hash), ``:v`` embeddings (hash) and ``:k`` the index lock (string).
   The braces are a Redis Cluster hash tag, so every key of a session lives in one slot and
-  the session's scripts stay single-slot.
+  the session's scripts stay single-slot. An import in progress stages its messages under
+  ``rc:{<tid>:<sid>}:imp:<nonce>:w|a`` (same tag, an hour's TTL) until it commits.
 * ``rc:{<tid>}:sessions|usage`` — tenant-wide keys, in the tenant's own hash tag.
 * ``rc:due`` — sorted set of sessions awaiting summarization, scored by due time;
   ``rc:due:index`` — the same for sessions with messages awaiting indexing.
@@ -71,6 +72,12 @@ class SessionRedisKeys:
         return (self.window, self.meta, self.archive, self.postings, self.documents, self.vectors)
 
 
+@dataclass(frozen=True, slots=True)
+class StagingRedisKeys:
+    window: str
+    archive: str
+
+
 class Keyspace:
     def __init__(self, prefix: str = "rc") -> None:
         self.prefix = prefix
@@ -92,6 +99,11 @@ class Keyspace:
         return SessionRedisKeys(
             *(f"{tag}:{suffix}" for suffix in ("w", "m", "i", "l", "a", "x", "d", "v", "k"))
         )
+
+    def staging(self, tenant_id: str, session_id: str, nonce: str) -> StagingRedisKeys:
+        """Where an import stages a session's window and archive before it commits them."""
+        tag = f"{self.prefix}:{{{tenant_id}:{encode_session_id(session_id)}}}"
+        return StagingRedisKeys(f"{tag}:imp:{nonce}:w", f"{tag}:imp:{nonce}:a")
 
     def sessions_index(self, tenant_id: str) -> str:
         return f"{self.prefix}:{{{tenant_id}}}:sessions"

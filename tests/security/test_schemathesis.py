@@ -12,6 +12,7 @@ with hypothesis; failures are collected over every operation and reported togeth
 from __future__ import annotations
 
 import itertools
+import json
 
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -37,6 +38,12 @@ CHECKS = [
 ]
 # About 100 generated requests over the ~40 documented operations.
 EXAMPLES = {GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}
+
+
+@schemathesis.serializer("application/x-ndjson")
+def _ndjson(ctx, value) -> bytes:
+    """An import's body: the document's schema is one line's, so a generated value is one line."""
+    return json.dumps(value).encode() + b"\n"
 
 
 def one_address_per_request(wsgi_app):

@@ -34,6 +34,26 @@ def validate_session_id(session_id: str) -> str:
     return session_id
 
 
+def counted_message(
+    role: str,
+    content: str,
+    metadata: dict[str, Any] | None,
+    *,
+    model: str,
+    name: str | None = None,
+    tool_call_id: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> NewMessage:
+    """A message to store, with its token count in ``model``'s encoding (role, content,
+    name and tool calls: what the window's token budget holds)."""
+    count = tokens.count_message_tokens(role, content, model)
+    if name is not None:
+        count += tokens.count_tokens(name, model)
+    if tool_calls is not None:
+        count += tokens.count_tokens(orjson.dumps(tool_calls).decode(), model)
+    return NewMessage(role, content, metadata, count, name, tool_call_id, tool_calls)
+
+
 class MessageLike(Protocol):
     role: str
     content: str | None
@@ -109,13 +129,17 @@ class MemoryService:
                     f"messages.{index}.content exceeds {policy.max_message_bytes} bytes",
                     code="message_too_large",
                 )
-            tool_calls = m.tool_calls_json()
-            count = tokens.count_message_tokens(m.role, content, policy.summary_model)
-            if m.name is not None:
-                count += tokens.count_tokens(m.name, policy.summary_model)
-            if tool_calls is not None:
-                count += tokens.count_tokens(orjson.dumps(tool_calls).decode(), policy.summary_model)
-            new.append(NewMessage(m.role, content, m.metadata, count, m.name, m.tool_call_id, tool_calls))
+            new.append(
+                counted_message(
+                    m.role,
+                    content,
+                    m.metadata,
+                    model=policy.summary_model,
+                    name=m.name,
+                    tool_call_id=m.tool_call_id,
+                    tool_calls=m.tool_calls_json(),
+                )
+            )
         # With a session quota, a tenant at its limit may still write to the sessions it
         # has; the append script refuses to create a new one (an extra round trip only
         # for tenants with a quota). Concurrent creations can overshoot by their number.
