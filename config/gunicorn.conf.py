@@ -50,9 +50,13 @@ max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 10_000)
 control_socket_disable = True
 if os.path.isdir("/dev/shm"):  # noqa: S108 - memory-backed heartbeat file
     worker_tmp_dir = "/dev/shm"  # noqa: S108
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+# One line per request, the app's (app/request_log.py): it names the route template rather
+# than the path (session ids may be personal data), the tenant, the key id, the status, the
+# latency and the request id. gunicorn's access line would repeat it with the raw path; set
+# GUNICORN_ACCESSLOG=- (stderr) or a file to have it as well.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "off")
 if accesslog.lower() in ("", "off", "none"):
-    accesslog = None  # the app's own request line carries the same facts
+    accesslog = None
 # %(U)s is the path without the query string: nothing secret is ever in a query, but a
 # token pasted there by mistake must not reach the log either.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms pid=%(p)s rid=%({x-request-id}o)s'

@@ -63,7 +63,11 @@ class RecollectJsonFormatter(JsonFormatter):
 def logging_config(level: str, fmt: str = "json", *, gunicorn: bool = False) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` mapping for the app, plus gunicorn's own loggers when
     ``gunicorn`` (its ``logconfig_dict``; the app must not replace gunicorn's handlers)."""
-    loggers: dict[str, Any] = {"recollect": {"level": level, "handlers": ["stderr"], "propagate": True}}
+    # Not propagated under gunicorn: the root logger there has the same handler, and every
+    # line would be written twice.
+    loggers: dict[str, Any] = {
+        "recollect": {"level": level, "handlers": ["stderr"], "propagate": not gunicorn}
+    }
     if gunicorn:
         loggers["gunicorn.error"] = {"level": level, "handlers": ["stderr"], "propagate": False}
         loggers["gunicorn.access"] = {"level": "INFO", "handlers": ["stderr"], "propagate": False}

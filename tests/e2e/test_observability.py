@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -100,3 +101,25 @@ def test_logs_are_json_lines_with_request_context_and_no_secrets(start_gunicorn)
     # lines keep the path, as operators expect of an access log).
     assert not [r for r in records if r["logger"].startswith("recollect") and "private-chat" in json.dumps(r)]
     assert re.search(r'"level": "(INFO|WARNING)"', everything)
+
+
+def test_one_request_writes_exactly_one_log_line_under_gunicorn_as_shipped(start_gunicorn):
+    """Shipped defaults: INFO, JSON, gunicorn's access log off — the app's request line is
+    the only line a request writes (it used to be three: the app's twice, gunicorn's once)."""
+    server = start_gunicorn(RECOLLECT_LOG_FORMAT="json", RECOLLECT_LOG_LEVEL="INFO", GUNICORN_ACCESSLOG="off")
+    key = call(server.base, "POST", "/admin/tenants", ADMIN_TOKEN, {"id": "acme"}).json["api_key"]
+    for i, (method, body) in enumerate(
+        [("GET", None), ("POST", {"messages": [{"role": "Human", "content": "x"}]})]
+    ):
+        call(
+            server.base, method, "/sessions/one/memory", key, body, headers={"X-Request-ID": f"one-line-{i}"}
+        )
+    deadline = time.monotonic() + 5
+    while server.error_log.read_text().count("one-line-1") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    text = server.error_log.read_text()
+    for i in range(2):
+        lines = [line for line in text.splitlines() if f"one-line-{i}" in line]
+        assert len(lines) == 1, lines
+        assert json.loads(lines[0])["route"] == "/sessions/<sid:session_id>/memory"
