@@ -214,5 +214,8 @@ def count_message_tokens(role: str, content: str, model: str | None = None) -> i
 
 
 def warm_up(model: str | None = None) -> None:
-    """Load the encoding now (in each worker, after fork) instead of on a first request."""
-    count_tokens("warm up", model)
+    """Load the encodings now (in each worker, after fork) instead of on a first request:
+    ``model``'s, or every shipped one (a tenant may name a model of either; building one
+    takes about a second of CPU, which a first append would otherwise wait for)."""
+    for name in [model] if model else list(_SPECS):
+        count_tokens("warm up", name)
