@@ -7,25 +7,9 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
+from app.domain.memory.tool_calls import ToolCall
 from app.domain.tenancy.policy import Policy
 from app.domain.transfer.format import MessageLine, SessionLine
-
-
-class ToolFunction(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    name: str = Field(min_length=1, max_length=256)
-    arguments: str = ""
-
-
-class ToolCall(BaseModel):
-    """OpenAI's ``tool_calls`` item on an assistant message."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    id: str = Field(min_length=1, max_length=256)
-    type: str = "function"
-    function: ToolFunction
 
 
 class MessageIn(BaseModel):

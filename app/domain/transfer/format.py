@@ -25,6 +25,7 @@ from app.domain.clock import utc_iso
 from app.domain.errors import InvalidField, InvalidRequest, TooLarge
 from app.domain.memory.scripts import MAX_MESSAGE_ID
 from app.domain.memory.stored_format import api_message
+from app.domain.memory.tool_calls import ToolCall
 
 MAX_TOKENS = 2**53  # what a JSON number holds exactly
 
@@ -70,21 +71,6 @@ class LineTooLarge(LineError, TooLarge):
 # --- the lines, as read ---------------------------------------------------------------------
 
 
-class ToolFunctionLine(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    name: str = Field(min_length=1, max_length=256)
-    arguments: str = ""
-
-
-class ToolCallLine(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    id: str = Field(min_length=1, max_length=256)
-    type: str = "function"
-    function: ToolFunctionLine
-
-
 class SessionLine(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
@@ -109,7 +95,7 @@ class MessageLine(BaseModel):
     metadata: dict[str, Any] | None = None
     name: str | None = Field(None, min_length=1, max_length=256)
     tool_call_id: str | None = Field(None, min_length=1, max_length=256)
-    tool_calls: list[ToolCallLine] | None = Field(None, max_length=128)
+    tool_calls: list[ToolCall] | None = Field(None, max_length=128)
 
     @field_validator("metadata")
     @classmethod
