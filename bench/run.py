@@ -79,9 +79,6 @@ def gunicorn_project(redis_url: str, llm_url: str, **env: str) -> Proc:
         "RECOLLECT_ADMIN_TOKEN": ADMIN,
         "OPENAI_API_KEY": "bench",
         "OPENAI_BASE_URL": llm_url,
-        "RECOLLECT_METRICS": "1",
-        "RECOLLECT_LOG_LEVEL": "WARNING",
-        "GUNICORN_ACCESSLOG": "off",
         "GUNICORN_WORKERS": "2",
         "GUNICORN_THREADS": "4",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
@@ -131,17 +128,33 @@ def cpu_seconds(master: int) -> float:
     return total
 
 
+def worker_cpu(master: int) -> dict[str, float]:
+    """CPU seconds of each live worker of a gunicorn master."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except FileNotFoundError:
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
+
+
 def measured(proc: Proc, key: str, mode: str, seconds: int, connections: int) -> dict[str, float]:
-    """One wrk run plus the app's CPU milliseconds per request during it."""
-    before = cpu_seconds(proc.process.pid)
+    """One wrk run plus the app's CPU milliseconds per request during it, and the share of
+    that CPU the busiest worker used (0.5 = evenly spread over two workers)."""
+    before, workers_before = cpu_seconds(proc.process.pid), worker_cpu(proc.process.pid)
     result = wrk(proc.base, key, mode, seconds, connections)
     result["cpu_ms"] = (cpu_seconds(proc.process.pid) - before) * 1000 / max(1.0, result["requests"])
+    spent = [cpu - workers_before.get(pid, 0.0) for pid, cpu in worker_cpu(proc.process.pid).items()]
+    result["busiest_worker_share"] = max(spent) / sum(spent) if spent and sum(spent) > 0 else 1.0
     return result
 
 
 def wrk(base: str, key: str, mode: str, seconds: int, connections: int) -> dict[str, float]:
     out = subprocess.run(  # noqa: S603
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(LUA), base],
+        ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "-s", str(LUA), base],
         env={**os.environ, "BENCH_KEY": key, "BENCH_MODE": mode},
         capture_output=True,
         text=True,
@@ -261,12 +274,113 @@ def extra_figures(redis_url: str, fake, args: argparse.Namespace) -> None:  # no
     client.close()
 
 
+# What `make bench` compares (issue 14): the configuration users run, and a quiet one.
+CONFIGS: dict[str, dict[str, str]] = {
+    # config/gunicorn.conf.py and the app's defaults as the Dockerfile and compose file ship
+    # them: INFO logs (the app's one request line), gunicorn's access log off, metrics off.
+    "shipped": {},
+    "quiet": {"RECOLLECT_LOG_LEVEL": "WARNING"},
+}
+CONFIG_NOTES = {
+    "shipped": "as shipped (INFO request lines, default window 12 with folds in the same workers)",
+    "quiet": "logs at WARNING, otherwise as shipped",
+}
+TARGETS = {"get": 0.90, "post": 0.80, "post_folds": 0.60, "p50": 1.2, "p99": 1.3}
+
+
+def compare_config(name: str, redis_url: str, fake, floor: Proc, args: argparse.Namespace) -> list[str]:  # noqa: ANN001
+    """The throughput and latency figures of one configuration against the floor."""
+    env = CONFIGS[name]
+    floor_key = "rk_floor_benchmark_key_0123456789abcdef"
+    redis.Redis.from_url(redis_url).flushdb()
+    # The append + read path the floor also has: a window larger than the run keeps folds out.
+    project = gunicorn_project(redis_url, fake.base_url, RECOLLECT_WINDOW_SIZE="1000", **env)
+    key = seed_project(project.base)
+    figures: dict[str, float] = {}
+    try:
+        for mode in ("get", "post"):
+            for connections in (args.connections, 1):
+                results = alternate(
+                    [
+                        ("project", lambda m=mode, c=connections: measured(project, key, m, args.seconds, c)),
+                        (
+                            "floor",
+                            lambda m=mode, c=connections: measured(floor, floor_key, m, args.seconds, c),
+                        ),
+                    ],
+                    args.rounds,
+                )
+                rps = median(results["project"], "rps") / median(results["floor"], "rps")
+                p50 = median(results["project"], "p50_ms") / median(results["floor"], "p50_ms")
+                p99 = median(results["project"], "p99_ms") / median(results["floor"], "p99_ms")
+                cpu = median(results["project"], "cpu_ms") / median(results["floor"], "cpu_ms")
+                share = median(results["project"], "busiest_worker_share")
+                errors = sum(r["errors"] for r in results["project"])
+                print(
+                    f"{mode.upper()} -c{connections}: project {median(results['project'], 'rps'):.0f} rps "
+                    f"(p50 {median(results['project'], 'p50_ms'):.2f} ms, p99 "
+                    f"{median(results['project'], 'p99_ms'):.2f} ms, non-2xx {errors:.0f}) / floor "
+                    f"{median(results['floor'], 'rps'):.0f} rps => throughput {rps:.2f}, p50 {p50:.2f}x, "
+                    f"p99 {p99:.2f}x, CPU/request {cpu:.2f}x; busiest worker's share of the CPU "
+                    f"{share:.2f} (rounds: {[round(r['rps']) for r in results['project']]} vs "
+                    f"{[round(r['rps']) for r in results['floor']]})"
+                )
+                if connections == 1:
+                    figures[f"{mode}_p50"], figures[f"{mode}_p99"] = p50, p99
+                else:
+                    figures[mode] = rps
+                    figures[f"{mode}_floor_rps"] = median(results["floor"], "rps")
+    finally:
+        project.stop()
+    # The same POST load at the default window: a fold every few appends per session, in
+    # the same workers (the fake LLM answers at once).
+    redis.Redis.from_url(redis_url).flushdb()
+    folding = gunicorn_project(redis_url, fake.base_url, **env)
+    try:
+        key = seed_project(folding.base)
+        calls = fake.chat_calls
+        runs = [measured(folding, key, "post", args.seconds, args.connections) for _ in range(args.rounds)]
+    finally:
+        folding.stop()
+    figures["post_folds"] = median(runs, "rps") / figures["post_floor_rps"]
+    print(
+        f"POST -c{args.connections} at the default window (folds in the same workers): "
+        f"{median(runs, 'rps'):.0f} rps => {figures['post_folds']:.2f} of the floor; CPU per request "
+        f"{median(runs, 'cpu_ms'):.2f} ms; {fake.chat_calls - calls} LLM calls"
+    )
+
+    def verdict(label: str, value: float, target: float, at_least: bool) -> str:
+        ok = value >= target if at_least else value <= target
+        sign = ">=" if at_least else "<="
+        return f"[{name}] {label}: {value:.2f} (target {sign} {target}) {'met' if ok else 'MISSED'}"
+
+    return [
+        verdict("GET throughput", figures["get"], TARGETS["get"], True),
+        verdict("POST throughput (append path)", figures["post"], TARGETS["post"], True),
+        verdict(
+            "POST throughput at the default window, with folds",
+            figures["post_folds"],
+            TARGETS["post_folds"],
+            True,
+        ),
+        verdict("GET p50 at one client", figures["get_p50"], TARGETS["p50"], False),
+        verdict("POST p50 at one client", figures["post_p50"], TARGETS["p50"], False),
+        verdict("GET p99 at one client", figures["get_p99"], TARGETS["p99"], False),
+        verdict("POST p99 at one client", figures["post_p99"], TARGETS["p99"], False),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Recollect vs the floor app")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="only the GET and POST ratios")
+    parser.add_argument(
+        "--configs",
+        default="shipped,quiet",
+        help="comma-separated: shipped (the configuration users run), quiet (logs at WARNING)",
+    )
     parser.add_argument(
         "--extra-only",
         action="store_true",
@@ -292,11 +406,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.extra_only:
             extra_figures(redis_url, fake, args)
             return 0
-        # The throughput comparison is of the append + read path the floor also has: a window
-        # larger than the run (1,000) keeps summarization out of it; its cost is measured on
-        # its own below (POST with a fold on every request, and summary_cost.py).
-        project = gunicorn_project(redis_url, fake.base_url, RECOLLECT_WINDOW_SIZE="1000")
-        procs.append(project)
         floor = gunicorn_floor(f"redis://127.0.0.1:{redis_port}/15")
         procs.append(floor)
         subprocess.run(
@@ -306,55 +415,17 @@ def main(argv: list[str] | None = None) -> int:
             env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/15"},
             stdout=subprocess.DEVNULL,
         )
-        key = seed_project(project.base)
-        floor_key = "rk_floor_benchmark_key_0123456789abcdef"
         print(
-            f"# machine: {os.cpu_count()} cores; wrk -t2 -c{args.connections} -d{args.seconds}s; "
-            f"{args.rounds} alternating rounds; gunicorn 2 gthread workers x 4 threads"
+            f"# machine: {os.cpu_count()} cores; wrk -c{args.connections} and -c1, {args.seconds}s; "
+            f"{args.rounds} alternating rounds; both apps under gunicorn, 2 gthread workers x 4 threads"
         )
-        for mode in ("get", "post"):
-            results = alternate(
-                [
-                    ("project", lambda m=mode: measured(project, key, m, args.seconds, args.connections)),
-                    ("floor", lambda m=mode: measured(floor, floor_key, m, args.seconds, args.connections)),
-                ],
-                args.rounds,
-            )
-            p_rps, f_rps = median(results["project"], "rps"), median(results["floor"], "rps")
-            p_p50, f_p50 = median(results["project"], "p50_ms"), median(results["floor"], "p50_ms")
-            p_p99, f_p99 = median(results["project"], "p99_ms"), median(results["floor"], "p99_ms")
-            p_cpu, f_cpu = median(results["project"], "cpu_ms"), median(results["floor"], "cpu_ms")
-            errors = sum(s["errors"] for s in results["project"])
-            target = 0.80 if mode == "get" else 0.70
-            print(
-                f"{mode.upper()}: project {p_rps:.0f} rps (p50 {p_p50:.1f} ms, p99 {p_p99:.1f} ms, "
-                f"non-2xx {errors:.0f}) / floor {f_rps:.0f} rps (p50 {f_p50:.1f}, p99 {f_p99:.1f}) "
-                f"=> throughput {p_rps / f_rps:.2f} (target >= {target}), p99 {p_p99 / f_p99:.2f}x floor "
-                f"(target <= 1.3); app CPU per request {p_cpu:.2f} ms vs {f_cpu:.2f} ms "
-                f"=> {p_cpu / f_cpu:.2f}x"
-            )
-            print(
-                f"  rounds (rps): project {[round(r['rps']) for r in results['project']]}, "
-                f"floor {[round(r['rps']) for r in results['floor']]}"
-            )
-            if mode == "post":
-                floor_post_rps = f_rps
-        project.stop()
-        procs.remove(project)
-
-        # The same POST load at the default window (12): a fold every few appends per
-        # session, in the same workers (the fake LLM answers at once).
-        redis.Redis.from_url(redis_url).flushdb()
-        folding = gunicorn_project(redis_url, fake.base_url)
-        procs.append(folding)
-        key = seed_project(folding.base)
-        calls = fake.chat_calls
-        runs = [measured(folding, key, "post", args.seconds, args.connections) for _ in range(args.rounds)]
-        print(
-            f"POST at the default window (12, folds in the same workers): {median(runs, 'rps'):.0f} rps "
-            f"=> {median(runs, 'rps') / floor_post_rps:.2f} of the floor; app CPU per request "
-            f"{median(runs, 'cpu_ms'):.2f} ms; {fake.chat_calls - calls} LLM calls"
-        )
+        verdicts = []
+        for name in args.configs.split(","):
+            print(f"\n## {name}: {CONFIG_NOTES[name]}")
+            verdicts += compare_config(name, redis_url, fake, floor, args)
+        print("\n## targets (ratios to the floor measured in the same run)")
+        for line in verdicts:
+            print(line)
         for proc in procs:
             proc.stop()
         procs.clear()
