@@ -1,15 +1,22 @@
 # Recollect server image: gunicorn (config/gunicorn.conf.py) serving wsgi:app on $PORT.
-# Used by docker-compose.yml behind nginx. (Reviewed, not built here: there is no Docker
-# engine on the CI machine; tests/e2e runs the same gunicorn config as real processes.)
+# Used by docker-compose.yml behind nginx. tests/e2e/test_docker.py builds it and runs it
+# with the compose file (on stand-ins for the base images where Docker Hub is out of reach:
+# scripts/docker-standins.sh); docs/deploy.md, "The image and how it is tested".
 
 # --- build: install the project and its dependencies into a virtualenv -----------------
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# The dependencies first, in a layer of their own: it is rebuilt only when pyproject.toml
+# changes, not on every change to the code.
+COPY pyproject.toml ./
+RUN python -m venv /opt/venv \
+    && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" >/tmp/requirements.txt \
+    && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+COPY README.md ./
 COPY app ./app
 COPY config ./config
 COPY devtools ./devtools
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir .
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps .
 
 # --- runtime: the virtualenv and the two files gunicorn reads, nothing else ------------
 FROM python:3.11-slim

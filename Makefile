@@ -16,9 +16,11 @@ install:
 run: install
 	.venv/bin/python -m devtools.serve
 
-# Installs redis-server and nginx through apt when missing; tests start their own on free ports.
+# Installs redis-server, nginx, chromium (the console's browser tests) and Docker (docker.io,
+# docker-compose, debootstrap: tests/e2e/test_docker.py) through apt when
+# missing; tests start their own servers on free ports.
 test:
-	@scripts/bootstrap.sh redis-server nginx
+	@scripts/bootstrap.sh redis-server nginx chromium dockerd:docker.io docker-compose debootstrap
 	.venv/bin/python -m pytest -q
 	# The API, summarization and policy suites again, on a local 3-master Redis Cluster.
 	RECOLLECT_TEST_REDIS=cluster .venv/bin/python -m pytest -q tests/api tests/cluster

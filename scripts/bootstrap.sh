@@ -14,10 +14,12 @@ fi
 if [ ! -x .venv/bin/python ] && ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
   need_apt+=("python3-venv")
 fi
-# Each argument is a command that its Debian package of the same name provides. Daemons
-# such as nginx live in /usr/sbin, which is not on a normal user's PATH.
-for pkg in "$@"; do
-  command -v "$pkg" >/dev/null 2>&1 || [ -x "/usr/sbin/$pkg" ] || need_apt+=("$pkg")
+# Each argument is a command that its Debian package of the same name provides, or
+# command:package where the names differ (dockerd:docker.io). Daemons such as nginx live in
+# /usr/sbin, which is not on a normal user's PATH.
+for arg in "$@"; do
+  cmd=${arg%%:*} pkg=${arg#*:}
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need_apt+=("$pkg")
 done
 
 if [ ${#need_apt[@]} -gt 0 ]; then

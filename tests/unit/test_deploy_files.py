@@ -1,6 +1,7 @@
 """The deployment files agree with each other and with the app: nginx's template and its
 renderer, docker-compose.yml, the Dockerfile, config/gunicorn.conf.py and the settings.
-(Docker cannot run here; tests/e2e/test_nginx.py runs the template for real.)"""
+(tests/e2e/test_nginx.py runs the template for real; tests/e2e/test_docker.py builds the
+image and runs the compose file.)"""
 
 from __future__ import annotations
 
