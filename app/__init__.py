@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         admin,
         auth,
         cli,
+        console,
         context,
         docs,
         health,
@@ -58,7 +59,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     # its counters by the tenant that authentication found.
     auth.init_app(app)
     if settings.rate_limits_enabled:
-        rate_limits.init_app(app, settings, exempt=[health.bp, health.metrics_bp, admin.bp, docs.bp])
+        exempt = [health.bp, health.metrics_bp, admin.bp, docs.bp, console.bp]
+        rate_limits.init_app(app, settings, exempt=exempt)
     # Registered last, so it runs first: the request line and metrics see the final status.
     app.after_request(request_log.finish_request)
     register_error_handlers(app)
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.metrics:
         app.register_blueprint(health.metrics_bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(console.bp)
     tenant_blueprints = (memory.bp, search.bp, context.bp, sessions.bp, account.bp, transfer.bp)
     for bp in tenant_blueprints:
         app.register_blueprint(bp)

@@ -19,7 +19,8 @@ from config.logging import log_context
 
 log = logging.getLogger("recollect")
 
-PUBLIC_BLUEPRINTS = frozenset({"health", "docs", "metrics"})
+# The console signs operators in itself (a session cookie, app/console/signin.py).
+PUBLIC_BLUEPRINTS = frozenset({"health", "docs", "metrics", "console"})
 ADMIN_BLUEPRINTS = frozenset({"admin"})
 
 

@@ -52,7 +52,8 @@ def error_response(status: int, code: str, message: str) -> Response:
     return response
 
 
-def _status_for(exc: domain.RecollectError) -> int:
+def status_for(exc: domain.RecollectError) -> int:
+    """The HTTP status of a domain error (also the console's, so its pages agree with the API)."""
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]
@@ -61,7 +62,7 @@ def _status_for(exc: domain.RecollectError) -> int:
 
 def domain_error_response(exc: domain.RecollectError) -> Response:
     """The response for a domain error (the error handler's, also used outside a view)."""
-    response = error_response(_status_for(exc), exc.code, exc.message)
+    response = error_response(status_for(exc), exc.code, exc.message)
     if isinstance(exc, (domain.RateLimited, domain.EmbeddingsUnavailable)):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response

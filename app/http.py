@@ -27,7 +27,8 @@ def raw_json_response(body: bytes, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="application/json")
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError) -> str:
+    """The one-line message of a 400/422 for a validation failure (the API's and the console's)."""
     first = exc.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "body"
     return f"{loc}: {first['msg']}"
@@ -120,7 +121,7 @@ def parse_json_body(model: type[ModelT]) -> ModelT:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidField(_describe(exc)) from None
+        raise InvalidField(describe_validation_error(exc)) from None
 
 
 def parse_query(model: type[ModelT]) -> ModelT:
@@ -128,4 +129,4 @@ def parse_query(model: type[ModelT]) -> ModelT:
     try:
         return model.model_validate(request.args.to_dict())
     except ValidationError as exc:
-        raise InvalidRequest(_describe(exc), code="invalid_parameter") from None
+        raise InvalidRequest(describe_validation_error(exc), code="invalid_parameter") from None

@@ -224,6 +224,13 @@ class MemoryService:
             ttl_seconds=principal.policy.session_ttl_seconds,
         )
 
+    def recent_sessions(
+        self, tenant_id: str, *, ttl_seconds: int, offset: int, count: int
+    ) -> tuple[list[tuple[str, int]], int]:
+        """A page of the tenant's sessions, most recently written first, and how many it has."""
+        page = self._store.recent_sessions(tenant_id, offset=offset, count=count, ttl_seconds=ttl_seconds)
+        return page, self._store.count_sessions(tenant_id, ttl_seconds=ttl_seconds)
+
     def usage(self, tenant_id: str, *, ttl_seconds: int) -> dict[str, Any]:
         sessions = self._store.count_sessions(tenant_id, ttl_seconds=ttl_seconds)
         return self._usage.report(tenant_id, sessions=sessions)

@@ -273,6 +273,17 @@ class SessionStore:
         pipe.zrange(index, offset, offset + count - 1 if count > 0 else -1)
         return [m.decode() for m in pipe.execute()[-1]]
 
+    def recent_sessions(
+        self, tenant_id: str, *, offset: int, count: int, ttl_seconds: int = 0
+    ) -> list[tuple[str, int]]:
+        """``(session id, last write in ms)``, most recently written first (the console's
+        listing; ``list_sessions`` is MotorHead's order)."""
+        index = self._keys.sessions_index(tenant_id)
+        pipe = self._redis.pipeline(transaction=False)
+        self._prune_expired(pipe, index, ttl_seconds)
+        pipe.zrevrange(index, offset, offset + count - 1, withscores=True)
+        return [(m.decode(), int(score)) for m, score in pipe.execute()[-1]]
+
     def count_sessions(self, tenant_id: str, *, ttl_seconds: int = 0) -> int:
         index = self._keys.sessions_index(tenant_id)
         pipe = self._redis.pipeline(transaction=False)
