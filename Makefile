@@ -3,7 +3,7 @@
 
 help:  ## this list
 	@echo "make run       the server on :8080 under gunicorn (embedded store unless REDIS_URL is set); prints a dev key and an admin token"
-	@echo "make test      the whole suite, as CI runs it (~10 min: single node, then the API suites on a Redis Cluster); installs redis-server, nginx, chromium via apt when missing"
+	@echo "make test      the whole suite, as CI runs it (~8 min warm: single node, then the API suites on a Redis Cluster); installs redis-server, nginx, chromium via apt when missing"
 	@echo "make lint      ruff"
 	@echo "make bench     throughput and latency against the floor app (wrk, redis-server)"
 	@echo "make bench-retrieval / bench-summary-cost / chaos   long-term memory, summary tokens, fault injection"
