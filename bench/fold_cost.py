@@ -1,0 +1,130 @@
+"""What one fold costs today, in Redis round trips and CPU, next to what an append costs.
+
+In one process with the Flask test client, a private redis-server and the extractive
+summarizer (no LLM: the fold's own cost, not a model's). Every command or pipeline sent to
+Redis is counted, in whatever thread sends it. Two runs of the same appends (2 messages per
+POST over 50 sessions):
+
+* window 1000 — no append ever overflows: the cost of an append alone;
+* window 2 — every append overflows, so each one claims a fold that the process's pool
+  runs at once (lock, read, summarize, commit, unlock, due-set bookkeeping, re-check).
+
+The difference, per append, is a fold. Long-term memory is off so that index passes do not
+mix in. Prints one line per figure.
+
+    python -m bench.fold_cost [--appends 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from devtools.processes import RedisServer  # noqa: E402
+
+ADMIN = "fold-cost-admin-token-0123456789"
+
+
+class Counter:
+    """Requests sent to Redis by every thread (a pipeline is one)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self._lock = threading.Lock()
+        original = redis.connection.AbstractConnection.send_packed_command
+        counter = self
+
+        def counting(connection, command, check_health=True):  # noqa: ANN001, ANN202
+            with counter._lock:
+                counter.sent += 1
+            return original(connection, command, check_health)
+
+        redis.connection.AbstractConnection.send_packed_command = counting
+
+
+def run(redis_url: str, window: int, appends: int, counter: Counter) -> tuple[float, float, float]:
+    """(round trips per append, CPU ms per append, seconds) for ``appends`` POSTs."""
+    from app import create_app
+    from config import load_settings
+
+    settings = load_settings(
+        redis_url=redis_url,
+        admin_token=ADMIN,
+        summarizer="extractive",
+        window_size=window,
+        long_term_memory=False,
+        sweep_interval_seconds=600,
+        log_level="WARNING",
+        rate_limit="10000000/minute",
+    )
+    app = create_app(settings)
+    resources = app.extensions["recollect"]
+    resources.start_background_work()
+    client = app.test_client()
+    tenant = f"w{window}"
+    key = client.post(
+        "/admin/tenants", json={"id": tenant}, headers={"Authorization": f"Bearer {ADMIN}"}
+    ).json["api_key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {
+        "messages": [
+            {"role": "Human", "content": "What did we decide about the release?"},
+            {"role": "AI", "content": "We ship on the 14th, after the security review."},
+        ]
+    }
+    for s in range(50):  # sessions exist, caches are warm
+        client.post(f"/sessions/s{s}/memory", json=body, headers=headers)
+    time.sleep(0.5)
+    sent, cpu, started = counter.sent, time.process_time(), time.perf_counter()
+    for i in range(appends):
+        client.post(f"/sessions/s{i % 50}/memory", json=body, headers=headers)
+    # Let the pool finish the folds the appends claimed.
+    deadline = time.monotonic() + 30
+    due = resources.keyspace.due
+    while time.monotonic() < deadline and redis.Redis.from_url(redis_url).zcard(due):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    elapsed = time.perf_counter() - started
+    trips = (counter.sent - sent) / appends
+    cpu_ms = (time.process_time() - cpu) * 1000 / appends
+    resources.shutdown(wait=True)
+    return trips, cpu_ms, elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--appends", type=int, default=400)
+    args = parser.parse_args(argv)
+    if shutil.which("redis-server") is None:
+        print("redis-server is missing (apt-get install redis-server)", file=sys.stderr)
+        return 1
+    server = RedisServer(Path(tempfile.mkdtemp(prefix="recollect-fold-cost-"))).start()
+    counter = Counter()
+    try:
+        url = f"redis://127.0.0.1:{server.port}/0"
+        plain = run(url, 1000, args.appends, counter)
+        folding = run(url, 2, args.appends, counter)
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+    print(f"append alone: {plain[0]:.2f} Redis round trips, {plain[1]:.2f} ms CPU (app process)")
+    print(f"append + fold: {folding[0]:.2f} Redis round trips, {folding[1]:.2f} ms CPU")
+    print(
+        f"one fold: {folding[0] - plain[0]:.2f} round trips, {folding[1] - plain[1]:.2f} ms CPU "
+        f"= {(folding[1] - plain[1]) / plain[1]:.2f} appends' CPU (target: <= 2 round trips, <= 2 appends)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
