@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
+from app.domain.memory.stored_format import storable_metadata
 from app.domain.memory.tool_calls import ToolCall
 from app.domain.tenancy.policy import Policy
 from app.domain.transfer.format import MessageLine, SessionLine
@@ -36,15 +36,7 @@ class MessageIn(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        # orjson decodes deeper nesting than it encodes (255 levels): refuse here, not in
-        # the store, so the client gets a 422 instead of a 500. Checked as stored: inside
-        # the message object, one level down.
-        if value is not None:
-            try:
-                orjson.dumps({"metadata": value})
-            except (TypeError, orjson.JSONEncodeError):
-                raise ValueError("must be a JSON object nested at most 254 levels deep") from None
-        return value
+        return storable_metadata(value)
 
 
 class MemoryIn(BaseModel):

@@ -86,3 +86,17 @@ def request_digest(messages: Sequence[NewMessage], context: str | None) -> str:
     asked = [[m.role, m.content, m.metadata, m.name, m.tool_call_id, m.tool_calls] for m in messages]
     body = orjson.dumps([asked, context], option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(body).hexdigest()[:32]
+
+
+def storable_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``value`` if it can be stored as a message's metadata; ``ValueError`` otherwise.
+
+    orjson decodes deeper nesting than it encodes (255 levels): refused when read, so the
+    client gets a 422 instead of a 500. Checked as stored: inside the message, one level down.
+    """
+    if value is not None:
+        try:
+            orjson.dumps({"metadata": value})
+        except (TypeError, orjson.JSONEncodeError):
+            raise ValueError("must be a JSON object nested at most 254 levels deep") from None
+    return value

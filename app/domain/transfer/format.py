@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from app.domain.clock import utc_iso
 from app.domain.errors import InvalidField, InvalidRequest, TooLarge
 from app.domain.memory.scripts import MAX_MESSAGE_ID
-from app.domain.memory.stored_format import api_message
+from app.domain.memory.stored_format import api_message, storable_metadata
 from app.domain.memory.tool_calls import ToolCall
 
 MAX_TOKENS = 2**53  # what a JSON number holds exactly
@@ -100,12 +100,7 @@ class MessageLine(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            try:
-                orjson.dumps({"metadata": value})
-            except (TypeError, orjson.JSONEncodeError):
-                raise ValueError("must be a JSON object nested at most 254 levels deep") from None
-        return value
+        return storable_metadata(value)
 
 
 @dataclass(frozen=True, slots=True)
