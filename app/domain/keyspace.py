@@ -67,6 +67,20 @@ class SessionRedisKeys:
         )
 
     @property
+    def written(self) -> list[str]:
+        """The keys a write of messages touches, in the order append.lua and
+        commit_import.lua take them (KEYS[1..7])."""
+        return [
+            self.window,
+            self.meta,
+            self.idempotency,
+            self.archive,
+            self.postings,
+            self.documents,
+            self.vectors,
+        ]
+
+    @property
     def long_lived(self) -> tuple[str, ...]:
         """The keys that live as long as the session (its TTL is set on all of them)."""
         return (self.window, self.meta, self.archive, self.postings, self.documents, self.vectors)

@@ -85,15 +85,7 @@ class AppendScript:
         payloads: Sequence[bytes],
         charge: RateCharge | None = None,
     ) -> AppendReply:
-        keys = [
-            session.window,
-            session.meta,
-            session.idempotency,
-            session.archive,
-            session.postings,
-            session.documents,
-            session.vectors,
-        ]
+        keys = session.written
         if tenant_wide is not None:
             keys += [tenant_wide.sessions_index, tenant_wide.usage, tenant_wide.due, tenant_wide.index_due]
         if charge is not None:

@@ -55,17 +55,7 @@ class CommitImportScript:
         commit: ImportCommit,
     ) -> bool:
         """True when committed; False when the session exists (the staged keys are gone)."""
-        keys = [
-            session.window,
-            session.meta,
-            session.idempotency,
-            session.archive,
-            session.postings,
-            session.documents,
-            session.vectors,
-            staging.window,
-            staging.archive,
-        ]
+        keys = [*session.written, staging.window, staging.archive]
         if tenant_wide is not None:
             keys += [tenant_wide.sessions_index, tenant_wide.usage, tenant_wide.due, tenant_wide.index_due]
         return self._script.run(client, keys, list(commit)) == 1
