@@ -42,7 +42,11 @@ PLACEHOLDERS: dict[str, tuple[str, str, str]] = {
     "CLIENT_MAX_BODY_SIZE": ("1m", r"[0-9]+[kKmM]?", "largest request body; keep = the app's limit"),
     # Above the default tenant limit (60/second): a tenant meets its own, informative 429
     # first; this zone only stops floods from one address (e.g. key guessing).
-    "IMPORT_MAX_BODY_SIZE": ("64m", r"[0-9]+[kKmM]?", "largest session import; keep = RECOLLECT_IMPORT_MAX_BYTES"),
+    "IMPORT_MAX_BODY_SIZE": (
+        "64m",
+        r"[0-9]+[kKmM]?",
+        "largest session import; keep = RECOLLECT_IMPORT_MAX_BYTES",
+    ),
     "PER_IP_RATE": ("100r/s", r"[0-9]+r/[sm]", "sustained requests per client address"),
     "PER_IP_BURST": ("200", r"[0-9]+", "requests above the rate answered without delay"),
     # Above gunicorn's graceful_timeout (75 s by default), itself above its timeout (60 s):

@@ -57,7 +57,9 @@ def test_a_new_worker_serves_its_first_requests_about_as_fast_as_later_ones(star
     worker accepts, so the first append on each worker no longer waits ~0.8 s. Allowed:
     2× the steady 90th percentile, plus 20 ms for the Lua scripts each process loads once."""
     server = start_gunicorn(GUNICORN_WORKERS="2", GUNICORN_THREADS="4", RECOLLECT_WINDOW_SIZE="1000")
-    key = call(server.base, "POST", "/admin/tenants", ADMIN_TOKEN, {"id": "warm", "rate_limit": "100000/minute"}).json["api_key"]
+    key = call(
+        server.base, "POST", "/admin/tenants", ADMIN_TOKEN, {"id": "warm", "rate_limit": "100000/minute"}
+    ).json["api_key"]
     body = {"messages": [{"role": "Human", "content": "hello there"}, {"role": "AI", "content": "hi"}]}
 
     def timed(method: str, path: str, payload: dict | None = None) -> float:

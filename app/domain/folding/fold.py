@@ -1,24 +1,26 @@
-"""One fold: lock → plan → summarize → commit, for one session.
+"""One fold, for one session: lock and read → plan → summarize → commit, unlock and
+re-check — two Redis round trips besides the summarizer's own calls
+(``SessionStore.begin_fold`` and ``finish_fold``).
 
-The commit (``SessionStore.commit_fold``) re-checks the lock token, the session generation
-and the watermark atomically: a lock that expired mid-call, a DELETE, or a concurrent
-single-message delete makes it refuse instead of losing or duplicating a message.
+The commit re-checks the lock token, the session generation and the watermark atomically:
+a lock that expired mid-call, a DELETE, or a concurrent single-message delete makes it
+refuse instead of losing or duplicating a message.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable
 
 from app.domain.folding.store import FoldingStore
 from app.domain.folding.summarizer import Line, Summarizer, SummarizerError
-from app.domain.memory.scripts import FoldCommit
-from app.domain.memory.store import SessionStore
+from app.domain.memory.scripts import FoldCommit, FoldFinished
+from app.domain.memory.store import FoldState, SessionStore
 from app.domain.memory.window import overflows, plan_fold
-from app.domain.scheduling.locking import run_locked
-from app.domain.scheduling.outcome import JobObserver, JobTiming, Outcome, backoff, budget_delay
+from app.domain.scheduling.outcome import JobObserver, JobTiming, Outcome, RunResult, backoff, budget_delay
 from app.domain.tenancy.authentication import Principal
 from app.domain.tenancy.usage import UsageLedger
 
@@ -62,35 +64,42 @@ class Fold:
         if close is not None:
             close()
 
-    def run(self, tenant_id: str, session_id: str) -> tuple[str, float | None]:
+    def run(self, tenant_id: str, session_id: str) -> RunResult:
         principal = self._principal_for(tenant_id)
         if principal is None:
-            return Outcome.GONE, None
-        return run_locked(
-            self._schedule,
-            tenant_id,
-            session_id,
-            seconds=self.timing.lock_seconds,
-            work=lambda token: self._locked(principal, session_id, token),
+            return RunResult(Outcome.GONE)
+        token = secrets.token_hex(16)
+        state = self._sessions.begin_fold(
+            tenant_id, session_id, lock_token=token, lock_seconds=self.timing.lock_seconds
         )
-
-    def _locked(self, principal: Principal, session_id: str, token: str) -> tuple[str, float | None]:
-        tenant_id, policy = principal.tenant_id, principal.policy
-        state = self._sessions.fold_state(tenant_id, session_id)
+        if state is None:
+            return RunResult(Outcome.BUSY)
         if state.gen is None:
-            return Outcome.GONE, None
+            return RunResult(Outcome.GONE)
+        try:
+            return self._locked(principal, session_id, token, state)
+        except BaseException:
+            # E.g. Redis went away mid-fold: never leave the lock to its expiry if it can be
+            # released (a no-op when the finishing script had already released it).
+            self._schedule.unlock(tenant_id, session_id, token)
+            raise
+
+    def _locked(self, principal: Principal, session_id: str, token: str, state: FoldState) -> RunResult:
+        tenant_id, policy = principal.tenant_id, principal.policy
         plan = plan_fold(state.messages, window_size=policy.window_size, window_tokens=policy.window_tokens)
         if plan is None:
-            return Outcome.NOTHING, None
-        deferred = budget_delay(
-            self._usage.tokens_spent_today(tenant_id),
-            policy.summary_token_budget_daily,
-            self.timing.budget_recheck,
+            return _result(self._finish(principal, session_id, token, None))
+        budget = policy.summary_token_budget_daily
+        deferred = (
+            budget_delay(self._usage.tokens_spent_today(tenant_id), budget, self.timing.budget_recheck)
+            if budget
+            else None
         )
         if deferred is not None:
             # Nothing is dropped: the messages wait in the window (GET shows them as
             # pending) until the budget renews or is raised.
-            return Outcome.DEFERRED, deferred
+            self._schedule.unlock(tenant_id, session_id, token)
+            return RunResult(Outcome.DEFERRED, deferred)
         lines = [Line(str(m["role"]), str(m["content"])) for m in plan.messages]
         started = time.perf_counter()
         try:
@@ -99,8 +108,9 @@ class Fold:
             )
         except SummarizerError as exc:
             failures = self._schedule.note_failure(tenant_id, session_id, gen=state.gen, code=exc.code)
+            self._schedule.unlock(tenant_id, session_id, token)
             if failures is None:
-                return Outcome.GONE, None
+                return RunResult(Outcome.GONE)
             delay = backoff(failures, exc.retry_after, self.timing, self._rng)
             log.warning(
                 "summarization failed tenant=%s code=%s failures=%s retry_in=%.1fs",
@@ -109,7 +119,7 @@ class Fold:
                 failures,
                 delay,
             )
-            return Outcome.FAILED, delay
+            return RunResult(Outcome.FAILED, delay)
         if result.calls:
             self.observer.llm(
                 tenant_id, time.perf_counter() - started, result.prompt_tokens, result.completion_tokens
@@ -120,33 +130,46 @@ class Fold:
                 prompt_tokens=result.prompt_tokens,
                 completion_tokens=result.completion_tokens,
             )
-        status = self._sessions.commit_fold(
-            tenant_id,
-            session_id,
-            FoldCommit(
-                lock_token=token,
-                gen=state.gen,
-                expected_watermark=state.watermark,
-                tokens_spent=result.total_tokens,
-                summary=result.summary,
-                folded_tokens=plan.tokens,
-                folded_ids=plan.ids,
-                archive=policy.long_term_memory,
-            ),
+        commit = FoldCommit(
+            gen=state.gen,
+            expected_watermark=state.watermark,
+            tokens_spent=result.total_tokens,
+            summary=result.summary,
+            folded_tokens=plan.tokens,
+            folded_ids=plan.ids,
+            archive=policy.long_term_memory,
         )
+        finished = self._finish(principal, session_id, token, commit)
         log.info(
             "fold tenant=%s status=%s folded=%d llm_calls=%d tokens=%d ms=%.0f",
             tenant_id,
-            status,
+            finished.status,
             len(plan.ids),
             result.calls,
             result.total_tokens,
             (time.perf_counter() - started) * 1000,
         )
-        if status == "ok":
-            return Outcome.DONE, None
-        if result.total_tokens:
-            self._sessions.add_tokens(tenant_id, session_id, gen=state.gen, tokens=result.total_tokens)
-        if status == "gone":
-            return Outcome.GONE, None
-        return Outcome.CONFLICT, None
+        return _result(finished)
+
+    def _finish(
+        self, principal: Principal, session_id: str, token: str, commit: FoldCommit | None
+    ) -> FoldFinished:
+        policy = principal.policy
+        return self._sessions.finish_fold(
+            principal.tenant_id,
+            session_id,
+            commit,
+            lock_token=token,
+            window_size=policy.window_size,
+            window_tokens=policy.window_tokens,
+        )
+
+
+def _result(finished: FoldFinished) -> RunResult:
+    outcome = {"ok": Outcome.DONE, "released": Outcome.NOTHING, "gone": Outcome.GONE}.get(
+        finished.status,
+        Outcome.CONFLICT,  # the lock lapsed, or the window moved underneath
+    )
+    if outcome == Outcome.CONFLICT:
+        return RunResult(outcome)
+    return RunResult(outcome, more_due=finished.more_due if finished.settled else None)

@@ -109,9 +109,8 @@ class AppendScript:
 
 @dataclass(frozen=True, slots=True)
 class FoldCommit:
-    """commit_fold.lua's arguments: what the fold saw and what it produced."""
+    """What a fold saw and what it produced."""
 
-    lock_token: str
     gen: str
     expected_watermark: int
     tokens_spent: int
@@ -121,26 +120,75 @@ class FoldCommit:
     archive: bool  # long-term memory: the folded messages move to the archive
 
 
-class CommitFoldScript:
-    def __init__(self) -> None:
-        self._script = Script(__package__, "commit_fold.lua")
+@dataclass(frozen=True, slots=True)
+class FoldEnd:
+    """finish_fold.lua's arguments: the fold's lock, its commit if it has one, the window
+    bounds of the re-check, and (single node) the due mark to settle."""
 
-    def run(self, client: Any, session: SessionRedisKeys, commit: FoldCommit) -> str:
-        """``"ok"``, or why it refused: ``lock``, ``gone``, ``moved``, ``changed``."""
-        args = [
-            commit.lock_token,
-            commit.gen,
-            commit.expected_watermark,
-            commit.tokens_spent,
-            "1" if commit.summary is None else "0",
-            commit.summary or "",
-            commit.folded_tokens,
-            "1" if commit.archive else "0",
-            *commit.folded_ids,
+    lock_token: str
+    commit: FoldCommit | None
+    window_size: int
+    window_tokens: int | None
+    due_member: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class FoldFinished:
+    status: str  # "ok", "released" (nothing to commit), or why the commit was refused
+    more_due: bool  # the window still overflows
+    settled: bool  # the due mark was settled in the same step
+
+
+class BeginFoldScript:
+    def __init__(self) -> None:
+        self._script = Script(__package__, "begin_fold.lua")
+
+    def run(self, client: Any, session: SessionRedisKeys, *, lock_token: str, lock_ms: int) -> Any:
+        """The raw reply: 0 when the lock is taken, ``[]`` when the session does not exist,
+        else [gen, summary, watermark, *window]."""
+        return self._script.run(client, [session.lock, session.meta, session.window], [lock_token, lock_ms])
+
+
+class FinishFoldScript:
+    def __init__(self) -> None:
+        self._script = Script(__package__, "finish_fold.lua")
+
+    def run(self, client: Any, session: SessionRedisKeys, end: FoldEnd, *, due: str | None) -> FoldFinished:
+        """``due``: the due set's key when it can join the script (a single node)."""
+        commit = end.commit
+        args: list[Any] = [
+            end.lock_token,
+            end.window_size,
+            "" if end.window_tokens is None else end.window_tokens,
+            end.due_member,
+            end.now,
         ]
+        if commit is None:
+            args += ["0", "", 0, 0, "0", "", 0, "0"]
+        else:
+            args += [
+                "1",
+                commit.gen,
+                commit.expected_watermark,
+                commit.tokens_spent,
+                "1" if commit.summary is None else "0",
+                commit.summary or "",
+                commit.folded_tokens,
+                "1" if commit.archive else "0",
+                *commit.folded_ids,
+            ]
         keys = [session.window, session.meta, session.lock, session.archive]
-        result = self._script.run(client, keys, args)
-        return "ok" if result == 1 else result.decode()
+        if due is not None:
+            keys.append(due)
+        status, more_due = self._script.run(client, keys, args)
+        if status == 1:
+            text = "ok"
+        elif status == 0:
+            text = "released"
+        else:
+            text = status.decode()
+        return FoldFinished(text, bool(more_due), due is not None and text in ("ok", "released", "gone"))
 
 
 class DeleteMessageScript:
@@ -172,11 +220,3 @@ class EraseSessionScript:
 
     def run(self, client: Any, session: SessionRedisKeys, *, vector_prefix: str) -> None:
         self._script.run(client, [session.documents, *session.all], [vector_prefix])
-
-
-class AddTokensScript:
-    def __init__(self) -> None:
-        self._script = Script(__package__, "add_tokens.lua")
-
-    def run(self, client: Any, session: SessionRedisKeys, *, gen: str, tokens: int) -> None:
-        self._script.run(client, [session.meta], [gen, tokens])

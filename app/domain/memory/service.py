@@ -183,7 +183,7 @@ class MemoryService:
             window_size=policy.window_size,
             window_tokens=policy.window_tokens,
         ):
-            # Redis Cluster, or this process already folds the session (a cheap no-op then).
+            # Redis Cluster: the claim is a request of its own.
             folds.request_fold(principal.tenant_id, session_id)
         return result
 

@@ -30,14 +30,16 @@ from redis import Redis
 from app.domain.clock import now_ms, utc_day, utc_iso
 from app.domain.keyspace import Keyspace
 from app.domain.memory.scripts import (
-    AddTokensScript,
     AppendArgs,
     AppendResult,
     AppendScript,
-    CommitFoldScript,
+    BeginFoldScript,
     DeleteMessageScript,
     EraseSessionScript,
+    FinishFoldScript,
     FoldCommit,
+    FoldEnd,
+    FoldFinished,
     TenantWideKeys,
 )
 from app.domain.memory.stored_format import (
@@ -98,8 +100,8 @@ class SessionStore:
         self._cluster = is_cluster(redis)
         self._append = AppendScript()
         self._delete_message = DeleteMessageScript()
-        self._commit_fold = CommitFoldScript()
-        self._add_tokens = AddTokensScript()
+        self._begin_fold = BeginFoldScript()
+        self._finish_fold = FinishFoldScript()
         self._erase_session = EraseSessionScript()
         self._charge = ChargeScript()
 
@@ -314,14 +316,53 @@ class SessionStore:
             watermark=int(wm or 0),
         )
 
-    def commit_fold(self, tenant_id: str, session_id: str, commit: FoldCommit) -> str:
-        """Store the new summary, advance the watermark and drop exactly the folded
-        messages — atomically, and only if nothing moved underneath. Returns ``"ok"`` or
-        the reason it refused (``lock``, ``gone``, ``moved``, ``changed``)."""
-        return self._commit_fold.run(self._redis, self._keys.session(tenant_id, session_id), commit)
+    def begin_fold(
+        self, tenant_id: str, session_id: str, *, lock_token: str, lock_seconds: float
+    ) -> FoldState | None:
+        """Take the session's fold lock and read what the fold needs, in one round trip.
+        None while another process holds the lock; a state without ``gen`` (and no lock
+        kept) when the session does not exist."""
+        keys = self._keys.session(tenant_id, session_id)
+        reply = self._begin_fold.run(
+            self._redis, keys, lock_token=lock_token, lock_ms=int(lock_seconds * 1000)
+        )
+        if reply == 0:
+            return None
+        if not reply:
+            return FoldState(gen=None, messages=[], summary=None, watermark=0)
+        gen, summary, wm, *window = reply
+        return FoldState(
+            gen=gen.decode(),
+            messages=[orjson.loads(api_message(raw)) for raw in window],
+            summary=summary.decode() if summary else None,
+            watermark=int(wm or 0),
+        )
 
-    def add_tokens(self, tenant_id: str, session_id: str, *, gen: str, tokens: int) -> None:
-        self._add_tokens.run(self._redis, self._keys.session(tenant_id, session_id), gen=gen, tokens=tokens)
+    def finish_fold(
+        self,
+        tenant_id: str,
+        session_id: str,
+        commit: FoldCommit | None,
+        *,
+        lock_token: str,
+        window_size: int,
+        window_tokens: int | None,
+    ) -> FoldFinished:
+        """End a fold in one round trip: commit it (the new summary, the watermark, exactly
+        the folded messages dropped or archived) only if nothing moved underneath, release
+        the lock, and re-check the window against its bounds. On a single node the
+        session's due mark is settled in the same step (``FoldFinished.settled``): dropped,
+        or due now when more is due."""
+        end = FoldEnd(
+            lock_token=lock_token,
+            commit=commit,
+            window_size=window_size,
+            window_tokens=window_tokens,
+            due_member=self._keys.due_member(tenant_id, session_id),
+            now=time.time(),
+        )
+        due = None if self._cluster else self._keys.due
+        return self._finish_fold.run(self._redis, self._keys.session(tenant_id, session_id), end, due=due)
 
     def window_stats(self, tenant_id: str, session_id: str) -> tuple[int, int]:
         """(messages in the window, tokens in the window)."""

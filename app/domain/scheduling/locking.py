@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 from typing import Protocol
 
-from app.domain.scheduling.outcome import Outcome
+from app.domain.scheduling.outcome import Outcome, RunResult
 
 
 class SessionLocks(Protocol):
@@ -24,12 +24,12 @@ def run_locked(
     session_id: str,
     *,
     seconds: float,
-    work: Callable[[str], tuple[str, float | None]],
-) -> tuple[str, float | None]:
+    work: Callable[[str], RunResult],
+) -> RunResult:
     """``work(token)`` while holding the lock; ``BUSY`` when another process holds it."""
     token = secrets.token_hex(16)
     if not locks.lock(tenant_id, session_id, token, seconds=seconds):
-        return Outcome.BUSY, None
+        return RunResult(Outcome.BUSY)
     try:
         return work(token)
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 
 class Outcome:
@@ -18,6 +19,17 @@ class Outcome:
     CONFLICT = "conflict"  # the window changed underneath; try again
     FAILED = "failed"  # the LLM or embedding call failed; back off
     DEFERRED = "deferred"  # the tenant's daily LLM budget is spent
+
+
+class RunResult(NamedTuple):
+    """How one run of a job ended and what the runner does next."""
+
+    outcome: str  # an ``Outcome``
+    retry_after: float | None = None  # seconds until it may run again, when it must
+    # Set when the run's own last script settled the session's due mark in the same step
+    # as its commit (a single Redis node): whether more is due already. None: the runner
+    # settles it (drops the mark, then re-checks).
+    more_due: bool | None = None
 
 
 class JobObserver:

@@ -10,6 +10,8 @@ a sweeper. Folding runs on one runner, indexing on another, each with its own du
   submitted, failed jobs after their backoff, and jobs orphaned by a killed worker once
   their lease lapses — so nothing depends on another message arriving.
 * Each claimed session runs the job once; its outcome decides when the session is due again.
+  On a single node a fold settles its due mark itself, in the script that commits it
+  (``RunResult.more_due``); otherwise the runner drops the mark and re-checks the window.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Protocol
 from app.domain.keyspace import Keyspace
 from app.domain.scheduling.claims import FoldClaim
 from app.domain.scheduling.due_set import DueSet
-from app.domain.scheduling.outcome import JobObserver, JobTiming, Outcome
+from app.domain.scheduling.outcome import JobObserver, JobTiming, Outcome, RunResult
 from app.domain.tenancy.authentication import Principal
 
 log = logging.getLogger("recollect.jobs")
@@ -48,9 +50,7 @@ class Job(Protocol):
     timing: JobTiming
     observer: JobObserver
 
-    def run(self, tenant_id: str, session_id: str) -> tuple[str, float | None]:
-        """(outcome, seconds until it may run again when it must)."""
-        ...
+    def run(self, tenant_id: str, session_id: str) -> RunResult: ...
 
     def still_due(self, principal: Principal, session_id: str) -> bool:
         """After a run that settled: is there more to do already?"""
@@ -94,7 +94,7 @@ class JobRunner:
     def job(self) -> Job:
         return self._job
 
-    def run_now(self, tenant_id: str, session_id: str) -> tuple[str, float | None]:
+    def run_now(self, tenant_id: str, session_id: str) -> RunResult:
         """Run the job once now, in the caller's thread (outside the schedule)."""
         return self._job.run(tenant_id, session_id)
 
@@ -141,20 +141,23 @@ class JobRunner:
     # --- scheduling ----------------------------------------------------------------------
 
     def request_fold(self, tenant_id: str, session_id: str) -> None:
-        """Mark a session due and, when this process has a free slot, start folding it."""
+        """Mark a session due and, when this process has a free slot, start folding it.
+        Nothing to do when this process already has the session's job queued or running:
+        the run re-checks the window when it ends."""
+        if self._keys.due_member(tenant_id, session_id) in self._in_flight:
+            return
         claim = self.prepare_claim(tenant_id, session_id)
-        if claim is not None and self._schedule.claim(claim):
+        if self._schedule.claim(claim):
             self.start_claimed(claim)
 
-    def prepare_claim(self, tenant_id: str, session_id: str) -> FoldClaim | None:
-        """A claim to run (here or inside the append script); None when this process
-        already has the session's fold queued or running. It claims only while this
+    def prepare_claim(self, tenant_id: str, session_id: str) -> FoldClaim:
+        """A claim to run (here or inside the append script). It claims only while this
         process has fold slots to spare; none is held meanwhile, so appends that do not
-        overflow never keep a fold from its slot, and an unused claim needs no undoing."""
+        overflow never keep a fold from its slot, and an unused claim needs no undoing.
+        A claim of a session whose run is in flight is refused by the due set (its lease
+        has not ended), so an append inside that run's window still leaves its mark."""
         self.start()
         member = self._keys.due_member(tenant_id, session_id)
-        if member in self._in_flight:
-            return None
         now = self._clock()
         room = len(self._in_flight) < self.config.workers
         return FoldClaim(member, now, now + self.config.lease_seconds, room)
@@ -251,15 +254,15 @@ class JobRunner:
             self._observer.running(-1)
             self._slots.release()
 
-    def _after(self, member: str, tenant_id: str, session_id: str, outcome: tuple[str, float | None]) -> None:
-        status, retry_after = outcome
-        if status == Outcome.DONE:
-            self._observer.outcome(status)
-            self._settle(member, tenant_id, session_id)
-        elif status in (Outcome.NOTHING, Outcome.GONE):
-            # Appends during this fold skipped their own request (it was in flight here),
-            # so the window is checked again rather than the due mark merely dropped.
-            self._settle(member, tenant_id, session_id)
+    def _after(self, member: str, tenant_id: str, session_id: str, result: RunResult) -> None:
+        status, retry_after = result.outcome, result.retry_after
+        if status in (Outcome.DONE, Outcome.NOTHING, Outcome.GONE):
+            if status == Outcome.DONE:
+                self._observer.outcome(status)
+            if result.more_due is None:
+                self._settle(member, tenant_id, session_id)
+            elif result.more_due:  # the run made the session due again already
+                self.request_fold(tenant_id, session_id)
         elif status == Outcome.BUSY:
             self._observer.outcome(status)
             self._reschedule(member, self.config.busy_retry)
@@ -276,7 +279,9 @@ class JobRunner:
             self._reschedule(member, delay)
 
     def _settle(self, member: str, tenant_id: str, session_id: str) -> None:
-        """After a run: drop the due mark, or keep going if there is more to do already."""
+        """After a run that could not settle its due mark itself (Redis Cluster, an index
+        pass): drop it, then keep going if there is more to do already. In this order, and
+        after the run left ``_in_flight``: appends during the run skipped their request."""
         self._schedule.drop(member)
         principal = self._principal_for(tenant_id)
         if principal is None:

@@ -18,7 +18,7 @@ import orjson
 
 from app.domain.memory.stored_format import api_message
 from app.domain.scheduling.locking import run_locked
-from app.domain.scheduling.outcome import JobObserver, JobTiming, Outcome, backoff, budget_delay
+from app.domain.scheduling.outcome import JobObserver, JobTiming, Outcome, RunResult, backoff, budget_delay
 from app.domain.search.embedder import Embedder, EmbeddingError
 from app.domain.search.keyword import pack_posting
 from app.domain.search.store import IndexCommit, IndexedDocument, SearchStore
@@ -70,12 +70,12 @@ class IndexJob:
         if self.embedder is not None:
             self.embedder.close()
 
-    def run(self, tenant_id: str, session_id: str) -> tuple[str, float | None]:
+    def run(self, tenant_id: str, session_id: str) -> RunResult:
         principal = self._principal_for(tenant_id)
         if principal is None:
-            return Outcome.GONE, None
+            return RunResult(Outcome.GONE)
         if not principal.policy.long_term_memory:
-            return Outcome.NOTHING, None
+            return RunResult(Outcome.NOTHING)
         return run_locked(
             self._store,
             tenant_id,
@@ -84,13 +84,13 @@ class IndexJob:
             work=lambda token: self._locked(principal, session_id, token),
         )
 
-    def _locked(self, principal: Principal, session_id: str, token: str) -> tuple[str, float | None]:
+    def _locked(self, principal: Principal, session_id: str, token: str) -> RunResult:
         tenant_id = principal.tenant_id
         batch = self._store.unindexed(tenant_id, session_id, most=BATCH)
         if batch.gen is None:
-            return Outcome.GONE, None
+            return RunResult(Outcome.GONE)
         if batch.last_id <= batch.indexed_to:
-            return Outcome.NOTHING, None
+            return RunResult(Outcome.NOTHING)
         messages = [orjson.loads(api_message(raw)) for raw in batch.elements]
         texts = [searchable_text(m) for m in messages]
         vectors: list[bytes] = [b""] * len(messages)
@@ -127,14 +127,14 @@ class IndexJob:
         # A pass follows nearly every write: its line is DEBUG (failures are WARNING).
         log.debug("index tenant=%s status=%s documents=%d", tenant_id, status, len(documents))
         if status == "ok":
-            return Outcome.DONE, None
+            return RunResult(Outcome.DONE)
         if status == "gone":
-            return Outcome.GONE, None
-        return Outcome.CONFLICT, None
+            return RunResult(Outcome.GONE)
+        return RunResult(Outcome.CONFLICT)
 
     def _embed(
         self, principal: Principal, session_id: str, gen: str, texts: list[str], vectors: list[bytes]
-    ) -> tuple[str, float | None] | None:
+    ) -> RunResult | None:
         """Fill ``vectors`` for the texts that have any; an outcome when the pass must stop."""
         assert self.embedder is not None
         tenant_id, policy = principal.tenant_id, principal.policy
@@ -147,14 +147,14 @@ class IndexJob:
             self.timing.budget_recheck,
         )
         if deferred is not None:
-            return Outcome.DEFERRED, deferred
+            return RunResult(Outcome.DEFERRED, deferred)
         started = time.perf_counter()
         try:
             embedded = self.embedder.embed([texts[i] for i in wanted])
         except EmbeddingError as exc:
             failures = self._store.note_failure(tenant_id, session_id, gen=gen, code=exc.code)
             if failures is None:
-                return Outcome.GONE, None
+                return RunResult(Outcome.GONE)
             delay = backoff(failures, exc.retry_after, self.timing, self._rng)
             log.warning(
                 "embedding failed tenant=%s code=%s failures=%s retry_in=%.1fs",
@@ -163,7 +163,7 @@ class IndexJob:
                 failures,
                 delay,
             )
-            return Outcome.FAILED, delay
+            return RunResult(Outcome.FAILED, delay)
         self.observer.llm(tenant_id, time.perf_counter() - started, embedded.prompt_tokens, 0)
         self._usage.record_llm(tenant_id, calls=1, prompt_tokens=embedded.prompt_tokens, completion_tokens=0)
         for i, vector in zip(wanted, embedded.vectors, strict=True):

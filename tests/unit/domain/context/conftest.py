@@ -87,14 +87,14 @@ def fold(fake_redis, keyspace, sessions) -> Callable[..., None]:
     (what a fold does with long-term memory on)."""
 
     def fold(session_id: str, count: int, summary: str, *, tenant: str = TENANT) -> None:
-        fake_redis.set(keyspace.session(tenant, session_id).lock, "fold-token")
-        state = sessions.fold_state(tenant, session_id)
+        state = sessions.begin_fold(tenant, session_id, lock_token="fold-token", lock_seconds=30)
+        assert state is not None and state.gen is not None
         folded = [m["id"] for m in state.messages[:count]]
-        commit = FoldCommit(
-            "fold-token", state.gen or "", state.watermark, 0, summary, 10 * count, folded, archive=True
+        commit = FoldCommit(state.gen, state.watermark, 0, summary, 10 * count, folded, archive=True)
+        finished = sessions.finish_fold(
+            tenant, session_id, commit, lock_token="fold-token", window_size=1000, window_tokens=None
         )
-        assert sessions.commit_fold(tenant, session_id, commit) == "ok"
-        fake_redis.delete(keyspace.session(tenant, session_id).lock)
+        assert finished.status == "ok"
 
     return fold
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.domain.folding.summarizer import SummarizerError
-from app.domain.scheduling.outcome import JobTiming, Outcome, backoff, budget_delay
+from app.domain.scheduling.outcome import JobTiming, Outcome, RunResult, backoff, budget_delay
 from app.domain.tenancy.policy import Policy
 
 from .fakes import MESSAGE_TOKENS, TENANT, window_ids
@@ -33,7 +33,7 @@ def test_done_folds_the_oldest_messages_into_the_summary_leaving_half_the_window
     fold, seed, sessions, summarizer
 ):
     seed("s1", 7)
-    assert fold.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert fold.run(TENANT, "s1") == RunResult(Outcome.DONE, more_due=False), "nothing more is due"
     state = sessions.fold_state(TENANT, "s1")
     assert [m["id"] for m in state.messages] == [6, 7], "window_size // 2 newest stay"
     assert state.summary == "m1,m2,m3,m4,m5"
@@ -78,7 +78,7 @@ def test_done_records_the_llm_spend_on_the_tenant_session_and_observer(
 
 def test_nothing_when_the_window_is_within_policy(fold, seed, sessions, summarizer):
     seed("s1", 4)
-    assert fold.run(TENANT, "s1") == (Outcome.NOTHING, None)
+    assert fold.run(TENANT, "s1") == RunResult(Outcome.NOTHING, more_due=False)
     assert summarizer.calls == []
     assert window_ids(sessions, "s1") == [1, 2, 3, 4]
 
@@ -86,7 +86,7 @@ def test_nothing_when_the_window_is_within_policy(fold, seed, sessions, summariz
 def test_gone_for_an_unknown_tenant_without_taking_the_lock(fold, seed, tenants, summarizer, fold_locks):
     seed("s1", 7)
     tenants.principals.clear()
-    assert fold.run(TENANT, "s1") == (Outcome.GONE, None)
+    assert fold.run(TENANT, "s1") == RunResult(Outcome.GONE)
     assert summarizer.calls == []
     assert fold_locks.lock(TENANT, "s1", "probe", seconds=5), "the lock was never taken"
 
@@ -94,12 +94,12 @@ def test_gone_for_an_unknown_tenant_without_taking_the_lock(fold, seed, tenants,
 def test_gone_for_a_deleted_session(fold, seed, sessions, summarizer):
     seed("s1", 7)
     sessions.delete_session(TENANT, "s1")
-    assert fold.run(TENANT, "s1") == (Outcome.GONE, None)
+    assert fold.run(TENANT, "s1") == RunResult(Outcome.GONE)
     assert summarizer.calls == []
 
 
 def test_gone_for_a_session_that_never_existed(fold, summarizer):
-    assert fold.run(TENANT, "never") == (Outcome.GONE, None)
+    assert fold.run(TENANT, "never") == RunResult(Outcome.GONE)
     assert summarizer.calls == []
 
 
@@ -108,7 +108,7 @@ def test_busy_when_another_fold_holds_the_lock_and_its_lock_is_left_alone(
 ):
     seed("s1", 7)
     assert fold_locks.lock(TENANT, "s1", "someone-else", seconds=30)
-    assert fold.run(TENANT, "s1") == (Outcome.BUSY, None)
+    assert fold.run(TENANT, "s1") == RunResult(Outcome.BUSY)
     assert summarizer.calls == []
     assert fake_redis.get(lock_key(keyspace)) == b"someone-else"
 
@@ -118,7 +118,7 @@ def test_failed_backs_off_at_least_the_servers_retry_after_and_counts_the_failur
 ):
     seed("s1", 7)
     summarizer.error = SummarizerError("slow down", retry_after=50.0, code="llm_rate_limited")
-    outcome, delay = fold.run(TENANT, "s1")
+    outcome, delay = fold.run(TENANT, "s1")[:2]
     assert outcome == Outcome.FAILED
     assert delay is not None and delay >= 50.0
     assert meta(fake_redis, keyspace, "fails") == b"1"
@@ -145,7 +145,7 @@ def test_failed_on_a_session_deleted_during_the_call_is_gone(
     seed("s1", 7)
     summarizer.error = SummarizerError("boom")
     summarizer.during = lambda: sessions.delete_session(TENANT, "s1")
-    assert fold.run(TENANT, "s1") == (Outcome.GONE, None)
+    assert fold.run(TENANT, "s1") == RunResult(Outcome.GONE)
     assert not fake_redis.exists(keyspace.session(TENANT, "s1").meta), "no failure count left behind"
 
 
@@ -155,7 +155,7 @@ def test_deferred_when_todays_token_budget_is_spent_and_the_messages_stay(
     with_budget(tenants, defaults, 100)
     seed("s1", 7)
     usage.record_llm(TENANT, calls=1, prompt_tokens=80, completion_tokens=20)
-    outcome, delay = fold.run(TENANT, "s1")
+    outcome, delay = fold.run(TENANT, "s1")[:2]
     assert outcome == Outcome.DEFERRED
     assert delay is not None and 0 < delay <= timing.budget_recheck
     assert summarizer.calls == []
@@ -181,7 +181,7 @@ def test_conflict_when_a_folded_message_is_deleted_during_the_call_and_the_token
 ):
     seed("s1", 7)
     summarizer.during = lambda: sessions.delete_message(TENANT, "s1", 2)
-    assert fold.run(TENANT, "s1") == (Outcome.CONFLICT, None)
+    assert fold.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
     state = sessions.fold_state(TENANT, "s1")
     assert [m["id"] for m in state.messages] == [1, 3, 4, 5, 6, 7], "nothing folded"
     assert state.summary is None, "the deleted message must not live on in the summary"
@@ -196,7 +196,7 @@ def test_conflict_when_the_lock_expired_during_the_call(
 ):
     seed("s1", 7)
     summarizer.during = lambda: fake_redis.delete(lock_key(keyspace))
-    assert fold.run(TENANT, "s1") == (Outcome.CONFLICT, None)
+    assert fold.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
     assert window_ids(sessions, "s1") == list(range(1, 8))
 
 
@@ -205,11 +205,11 @@ def test_a_session_deleted_during_the_call_is_not_written_into_and_the_retry_fin
 ):
     seed("s1", 7)
     summarizer.during = lambda: sessions.delete_session(TENANT, "s1")
-    outcome, _ = fold.run(TENANT, "s1")
+    outcome, _ = fold.run(TENANT, "s1")[:2]
     assert outcome in (Outcome.CONFLICT, Outcome.GONE)
     assert not fake_redis.exists(keyspace.session(TENANT, "s1").meta), "the deleted session stays deleted"
     assert not fake_redis.exists(keyspace.session(TENANT, "s1").window)
-    assert fold.run(TENANT, "s1") == (Outcome.GONE, None)
+    assert fold.run(TENANT, "s1") == RunResult(Outcome.GONE)
 
 
 def test_messages_appended_during_the_call_stay_in_the_window(fold, seed, sessions, summarizer):

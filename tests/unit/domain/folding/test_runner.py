@@ -10,11 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app.domain.folding.summarizer import SummarizerError
+from app.domain.memory.stored_format import NewMessage
 from app.domain.scheduling import runner as runner_module
 from app.domain.scheduling.claims import FoldClaim
 from app.domain.scheduling.runner import JobRunner, ScheduleConfig
 
-from .fakes import TENANT, wait_until, window_ids
+from .fakes import MESSAGE_TOKENS, TENANT, wait_until, window_ids
 
 LEASE = 5.0
 
@@ -87,17 +88,71 @@ def test_messages_appended_during_a_fold_are_folded_by_a_follow_up_fold(
     assert window_ids(sessions, "s1") == [11, 12]
 
 
-def test_prepare_claim_is_none_while_the_sessions_fold_is_in_flight_here(make_runner, seed, summarizer):
+def append_as_a_post_does(runner, sessions, policy, session_id: str, count: int, start: int):
+    """Append with the claim a POST passes to the append script (a single node)."""
+    batch = [NewMessage("Human", f"m{i}", None, MESSAGE_TOKENS) for i in range(start, start + count)]
+    claim = runner.prepare_claim(TENANT, session_id)
+    result = sessions.append(
+        TENANT, session_id, batch, fold_claim=claim, window_size=policy.window_size, window_tokens=None
+    )
+    if result.fold_claimed:
+        runner.start_claimed(claim)
+    return result
+
+
+def test_request_fold_sends_nothing_while_the_sessions_fold_is_in_flight_here(
+    make_runner, seed, summarizer, fake_redis, keyspace
+):
     runner = make_runner(sweep_interval=60)
     seed("s1", 7)
     gate = block(summarizer)
     runner.request_fold(TENANT, "s1")
     assert summarizer.entered.wait(3)
-    assert runner.prepare_claim(TENANT, "s1") is None
+    leased = due_score(fake_redis, keyspace, "s1")
+    fake_redis.zadd(keyspace.due, {keyspace.due_member(TENANT, "s1"): 0})  # would be claimable
+    runner.request_fold(TENANT, "s1")
+    assert due_score(fake_redis, keyspace, "s1") == 0, "no claim was sent"
+    fake_redis.zadd(keyspace.due, {keyspace.due_member(TENANT, "s1"): leased})
     other = runner.prepare_claim(TENANT, "s2")
-    assert other is not None and other.has_slot, "one of two workers is still free"
+    assert other.has_slot, "one of two workers is still free"
     gate.set()
-    assert wait_until(lambda: runner.prepare_claim(TENANT, "s1") is not None)
+
+
+def test_an_append_during_a_fold_is_refused_a_claim_and_the_fold_folds_it_afterwards(
+    make_runner, seed, sessions, summarizer, observer, policy, schedule
+):
+    runner = make_runner(sweep_interval=60)
+    seed("s1", 7)
+    gate = block(summarizer)
+    runner.request_fold(TENANT, "s1")
+    assert summarizer.entered.wait(3)
+    assert append_as_a_post_does(runner, sessions, policy, "s1", 5, start=8).fold_claimed is False
+    gate.set()
+    assert wait_until(lambda: observer.outcomes.count("done") == 2 and schedule.stats().sessions == 0)
+    assert window_ids(sessions, "s1") == [11, 12]
+
+
+def test_an_append_right_after_a_folds_commit_claims_the_next_fold_itself(
+    make_runner, seed, sessions, observer, policy, schedule, monkeypatch
+):
+    # The fold's commit has settled the due mark, and the runner still counts the fold as
+    # in flight: the append's own claim must win, or nothing would fold what it added.
+    runner = make_runner(sweep_interval=60)
+    seed("s1", 7)
+    finish = sessions.finish_fold
+    claimed: list[bool | None] = []
+
+    def then_append(*args, **kwargs):
+        finished = finish(*args, **kwargs)
+        if not claimed:
+            claimed.append(append_as_a_post_does(runner, sessions, policy, "s1", 5, start=8).fold_claimed)
+        return finished
+
+    monkeypatch.setattr(sessions, "finish_fold", then_append)
+    runner.request_fold(TENANT, "s1")
+    assert wait_until(lambda: observer.outcomes.count("done") == 2 and schedule.stats().sessions == 0)
+    assert claimed == [True]
+    assert window_ids(sessions, "s1") == [11, 12]
 
 
 def test_prepare_claim_has_no_slot_when_every_worker_is_busy(make_runner, seed, summarizer):
@@ -353,5 +408,5 @@ def test_the_observer_sees_a_busy_fold(make_runner, seed, fold_locks, observer):
 def test_fold_runs_one_fold_in_the_callers_thread(make_runner, seed, sessions):
     runner = make_runner(sweep_interval=60)
     seed("s1", 7)
-    assert runner.run_now(TENANT, "s1") == ("done", None)
+    assert runner.run_now(TENANT, "s1") == ("done", None, False)
     assert window_ids(sessions, "s1") == [6, 7]

@@ -9,16 +9,20 @@ import pytest
 import redis.exceptions
 
 from app.domain.memory.scripts import (
-    AddTokensScript,
     AppendResult,
-    CommitFoldScript,
     DeleteMessageScript,
+    FinishFoldScript,
     FoldCommit,
+    FoldEnd,
+    FoldFinished,
 )
 
 from .conftest import TENANT, messages
 
 LOCK = "lock-token"
+DUE = "due"
+MEMBER = f"{TENANT}:s1"
+NOW = 1_000.0
 
 
 class RecordingClient:
@@ -62,7 +66,6 @@ def snapshot(fake_redis, keys) -> tuple[list[bytes], dict[bytes, bytes]]:
 
 def commit(gen: str, ids: list[int], **changes: Any) -> FoldCommit:
     values: dict[str, Any] = {
-        "lock_token": LOCK,
         "gen": gen,
         "expected_watermark": 0,
         "tokens_spent": 7,
@@ -73,6 +76,25 @@ def commit(gen: str, ids: list[int], **changes: Any) -> FoldCommit:
     }
     values.update(changes)
     return FoldCommit(**values)
+
+
+def finish(
+    client: Any,
+    keys: Any,
+    fold: FoldCommit | None,
+    *,
+    token: str = LOCK,
+    window_size: int = 100,
+    window_tokens: int | None = None,
+    due: str | None = None,
+) -> FoldFinished:
+    end = FoldEnd(token, fold, window_size, window_tokens, due_member=MEMBER, now=NOW)
+    return FinishFoldScript().run(client, keys, end, due=due)
+
+
+def committed(client: Any, keys: Any, fold: FoldCommit) -> str:
+    """The commit's status, without a due set (as on Redis Cluster)."""
+    return finish(client, keys, fold).status
 
 
 # --- AppendResult ------------------------------------------------------------------------------
@@ -88,11 +110,11 @@ def test_append_result_of_an_empty_append_has_no_ids():
     assert AppendResult(5, 4, 4, False, False, 40).ids == []
 
 
-# --- commit_fold.lua ---------------------------------------------------------------------------
+# --- finish_fold.lua: the commit ---------------------------------------------------------------------------
 
 
 def test_a_commit_drops_the_folded_head_and_stores_summary_watermark_and_counts(fake_redis, keys, gen):
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [1, 2])) == "ok"
+    assert committed(fake_redis, keys, commit(gen, [1, 2])) == "ok"
     assert window_ids(fake_redis, keys) == [3, 4]
     meta = fake_redis.hgetall(keys.meta)
     assert meta[b"sum"] == b"S"
@@ -103,9 +125,9 @@ def test_a_commit_drops_the_folded_head_and_stores_summary_watermark_and_counts(
 
 
 def test_successive_commits_accumulate_the_folded_count_and_the_tokens_spent(fake_redis, keys, gen):
-    script = CommitFoldScript()
-    assert script.run(fake_redis, keys, commit(gen, [1])) == "ok"
-    assert script.run(fake_redis, keys, commit(gen, [2, 3], expected_watermark=1, summary="S2")) == "ok"
+    assert committed(fake_redis, keys, commit(gen, [1])) == "ok"
+    fake_redis.set(keys.lock, LOCK)  # the next fold's lock
+    assert committed(fake_redis, keys, commit(gen, [2, 3], expected_watermark=1, summary="S2")) == "ok"
     meta = fake_redis.hgetall(keys.meta)
     assert (meta[b"wm"], meta[b"folded"], meta[b"tok"], meta[b"sum"]) == (b"3", b"3", b"14", b"S2")
     assert window_ids(fake_redis, keys) == [4]
@@ -113,13 +135,13 @@ def test_successive_commits_accumulate_the_folded_count_and_the_tokens_spent(fak
 
 def test_a_commit_without_a_summary_keeps_the_previous_one(store, fake_redis, keys, gen):
     store.append(TENANT, "s1", [], context="earlier summary")
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [1], summary=None)) == "ok"
+    assert committed(fake_redis, keys, commit(gen, [1], summary=None)) == "ok"
     assert fake_redis.hget(keys.meta, "sum") == b"earlier summary"
 
 
 def test_a_commit_with_a_summary_replaces_the_previous_one(store, fake_redis, keys, gen):
     store.append(TENANT, "s1", [], context="earlier summary")
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [1], summary='new "one" ✓')) == "ok"
+    assert committed(fake_redis, keys, commit(gen, [1], summary='new "one" ✓')) == "ok"
     assert fake_redis.hget(keys.meta, "sum") == 'new "one" ✓'.encode()
 
 
@@ -130,34 +152,34 @@ def test_a_commit_is_refused_with_lock_unless_its_token_holds_the_lock(fake_redi
     else:
         fake_redis.set(keys.lock, lock_value)
     before = snapshot(fake_redis, keys)
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [1, 2])) == "lock"
+    assert committed(fake_redis, keys, commit(gen, [1, 2], tokens_spent=0)) == "lock"
     assert snapshot(fake_redis, keys) == before
 
 
 def test_the_lock_is_checked_before_anything_else(fake_redis, keys, gen):
     fake_redis.delete(keys.lock)
-    stale = commit("other-gen", [3], expected_watermark=9)
-    assert CommitFoldScript().run(fake_redis, keys, stale) == "lock"
+    stale = commit("other-gen", [3], expected_watermark=9, tokens_spent=0)
+    assert committed(fake_redis, keys, stale) == "lock"
 
 
 def test_a_commit_for_another_generation_of_the_session_is_refused_with_gone(fake_redis, keys, gen):
     before = snapshot(fake_redis, keys)
-    assert CommitFoldScript().run(fake_redis, keys, commit("not-" + gen, [1, 2])) == "gone"
+    assert committed(fake_redis, keys, commit("not-" + gen, [1, 2])) == "gone"
     assert snapshot(fake_redis, keys) == before
 
 
 def test_a_commit_for_a_session_deleted_while_folding_is_refused_with_gone(store, fake_redis, keys, gen):
     store.delete_session(TENANT, "s1")
     fake_redis.set(keys.lock, LOCK)  # the lock is held, but the session is gone
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [1, 2])) == "gone"
+    assert committed(fake_redis, keys, commit(gen, [1, 2])) == "gone"
     assert not fake_redis.exists(keys.window, keys.meta), "a refused commit writes nothing"
 
 
 def test_a_commit_from_a_stale_watermark_is_refused_with_moved(fake_redis, keys, gen):
-    script = CommitFoldScript()
-    assert script.run(fake_redis, keys, commit(gen, [1])) == "ok"
+    assert committed(fake_redis, keys, commit(gen, [1])) == "ok"
+    fake_redis.set(keys.lock, LOCK)
     before = snapshot(fake_redis, keys)
-    assert script.run(fake_redis, keys, commit(gen, [2], expected_watermark=0)) == "moved"
+    assert committed(fake_redis, keys, commit(gen, [2], expected_watermark=0, tokens_spent=0)) == "moved"
     assert snapshot(fake_redis, keys) == before
 
 
@@ -171,13 +193,13 @@ def test_a_commit_from_a_stale_watermark_is_refused_with_moved(fake_redis, keys,
 )
 def test_a_commit_whose_ids_are_not_the_windows_head_is_refused_with_changed(fake_redis, keys, gen, ids):
     before = snapshot(fake_redis, keys)
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, ids)) == "changed"
+    assert committed(fake_redis, keys, commit(gen, ids, tokens_spent=0)) == "changed"
     assert snapshot(fake_redis, keys) == before
 
 
 def test_a_commit_is_refused_when_a_folded_message_was_deleted_meanwhile(store, fake_redis, keys, gen):
     assert store.delete_message(TENANT, "s1", 2)
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [1, 2])) == "changed"
+    assert committed(fake_redis, keys, commit(gen, [1, 2])) == "changed"
     assert window_ids(fake_redis, keys) == [1, 3, 4]
 
 
@@ -186,32 +208,34 @@ def test_a_commit_compares_whole_ids_not_prefixes(store, fake_redis, keys):
     fake_redis.set(keys.lock, LOCK)
     gen = store.fold_state(TENANT, "s1").gen
     fake_redis.lpop(keys.window)  # the window now starts at id 2
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [1])) == "changed"
+    assert committed(fake_redis, keys, commit(gen, [1])) == "changed"
     fake_redis.lpop(keys.window, 9)  # ... and now at id 11
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [1])) == "changed"
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [11])) == "ok"
+    fake_redis.set(keys.lock, LOCK)  # each fold takes the lock anew
+    assert committed(fake_redis, keys, commit(gen, [1])) == "changed"
+    fake_redis.set(keys.lock, LOCK)
+    assert committed(fake_redis, keys, commit(gen, [11])) == "ok"
 
 
 def test_a_commit_with_the_archive_moves_the_folded_elements_scored_by_id(fake_redis, keys, gen):
     head = fake_redis.lrange(keys.window, 0, 1)
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [1, 2], archive=True)) == "ok"
+    assert committed(fake_redis, keys, commit(gen, [1, 2], archive=True)) == "ok"
     assert fake_redis.zrange(keys.archive, 0, -1, withscores=True) == [(head[0], 1.0), (head[1], 2.0)]
     assert window_ids(fake_redis, keys) == [3, 4]
 
 
 def test_the_archive_takes_the_sessions_remaining_ttl(fake_redis, keys, gen):
     fake_redis.expire(keys.meta, 50)
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [1], archive=True)) == "ok"
+    assert committed(fake_redis, keys, commit(gen, [1], archive=True)) == "ok"
     assert 49 <= fake_redis.ttl(keys.archive) <= 50
 
 
 def test_without_a_session_ttl_the_archive_does_not_expire(fake_redis, keys, gen):
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [1], archive=True)) == "ok"
+    assert committed(fake_redis, keys, commit(gen, [1], archive=True)) == "ok"
     assert fake_redis.ttl(keys.archive) == -1
 
 
 def test_a_refused_commit_archives_nothing(fake_redis, keys, gen):
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [2], archive=True)) == "changed"
+    assert committed(fake_redis, keys, commit(gen, [2], archive=True)) == "changed"
     assert not fake_redis.exists(keys.archive)
 
 
@@ -282,7 +306,7 @@ def test_deleting_a_legacy_long_key_element_subtracts_its_token_count(fake_redis
 
 
 def test_deleting_reaches_an_archived_message(fake_redis, keys, gen):
-    assert CommitFoldScript().run(fake_redis, keys, commit(gen, [1, 2], archive=True)) == "ok"
+    assert committed(fake_redis, keys, commit(gen, [1, 2], archive=True)) == "ok"
     wt = fake_redis.hget(keys.meta, "wt")
     script = DeleteMessageScript()
     assert script.run(fake_redis, keys, 1) is True
@@ -291,25 +315,117 @@ def test_deleting_reaches_an_archived_message(fake_redis, keys, gen):
     assert script.run(fake_redis, keys, 1) is False
 
 
-# --- add_tokens.lua ----------------------------------------------------------------------------
+# --- finish_fold.lua: tokens of a refused commit ---------------------------------------------
 
 
-def test_tokens_are_added_to_the_session_of_the_same_generation(fake_redis, keys, gen):
-    script = AddTokensScript()
-    script.run(fake_redis, keys, gen=gen, tokens=30)
-    script.run(fake_redis, keys, gen=gen, tokens=12)
-    assert fake_redis.hget(keys.meta, "tok") == b"42"
+@pytest.mark.parametrize("refusal", ["lock", "moved", "changed"])
+def test_tokens_spent_on_a_refused_commit_still_count_for_the_same_generation(fake_redis, keys, gen, refusal):
+    if refusal == "lock":
+        fake_redis.set(keys.lock, "someone-else")
+    fold = commit(
+        gen, [2] if refusal == "changed" else [1], expected_watermark=5 if refusal == "moved" else 0
+    )
+    assert committed(fake_redis, keys, fold) == refusal
+    assert fake_redis.hget(keys.meta, "tok") == b"7", "billed tokens are counted even without a commit"
+    assert window_ids(fake_redis, keys) == [1, 2, 3, 4]
 
 
-def test_tokens_for_another_generation_are_dropped(fake_redis, keys, gen):
-    AddTokensScript().run(fake_redis, keys, gen="not-" + gen, tokens=30)
+def test_tokens_spent_for_another_generation_are_dropped(fake_redis, keys, gen):
+    assert committed(fake_redis, keys, commit("not-" + gen, [1])) == "gone"
     assert fake_redis.hget(keys.meta, "tok") is None
 
 
-def test_adding_tokens_to_a_deleted_session_does_not_resurrect_it(store, fake_redis, keys, gen):
+def test_a_refused_commit_does_not_resurrect_a_deleted_session(store, fake_redis, keys, gen):
     store.delete_session(TENANT, "s1")
-    AddTokensScript().run(fake_redis, keys, gen=gen, tokens=30)
-    assert not fake_redis.exists(keys.meta)
+    fake_redis.set(keys.lock, LOCK)
+    assert committed(fake_redis, keys, commit(gen, [1])) == "gone"
+    assert not fake_redis.exists(keys.meta, keys.window)
+
+
+# --- finish_fold.lua: the lock, the re-check and the due mark ----------------------------------
+
+
+def test_finishing_releases_the_folds_own_lock_whether_or_not_it_commits(fake_redis, keys, gen):
+    assert finish(fake_redis, keys, commit(gen, [1])).status == "ok"
+    assert not fake_redis.exists(keys.lock)
+    fake_redis.set(keys.lock, LOCK)
+    assert finish(fake_redis, keys, commit(gen, [3], expected_watermark=1)).status == "changed"
+    assert not fake_redis.exists(keys.lock)
+    fake_redis.set(keys.lock, LOCK)
+    assert finish(fake_redis, keys, None).status == "released"
+    assert not fake_redis.exists(keys.lock)
+
+
+def test_finishing_never_releases_a_lock_another_process_holds_now(fake_redis, keys, gen):
+    fake_redis.set(keys.lock, "someone-else")
+    assert finish(fake_redis, keys, commit(gen, [1])).status == "lock"
+    assert finish(fake_redis, keys, None).status == "released"
+    assert fake_redis.get(keys.lock) == b"someone-else"
+
+
+def test_finishing_without_a_commit_changes_nothing_but_the_lock(fake_redis, keys, gen):
+    before = snapshot(fake_redis, keys)
+    assert finish(fake_redis, keys, None) == FoldFinished("released", more_due=False, settled=False)
+    assert snapshot(fake_redis, keys) == before
+
+
+@pytest.mark.parametrize(
+    ("window_size", "window_tokens", "more_due"),
+    [
+        (2, None, False),  # 2 messages left after folding 2 of 4
+        (1, None, True),  # more messages than the window holds
+        (10, 20, False),  # 20 tokens: at the bound, not over it
+        (10, 19, True),  # over the token bound
+    ],
+)
+def test_finishing_re_checks_the_window_after_the_commit(
+    fake_redis, keys, gen, window_size, window_tokens, more_due
+):
+    finished = finish(
+        fake_redis, keys, commit(gen, [1, 2]), window_size=window_size, window_tokens=window_tokens
+    )
+    assert (finished.status, finished.more_due) == ("ok", more_due)
+
+
+def test_on_a_single_node_a_settled_fold_drops_its_due_mark(fake_redis, keys, gen):
+    fake_redis.zadd(DUE, {MEMBER: NOW + 150})  # this fold's lease
+    finished = finish(fake_redis, keys, commit(gen, [1, 2]), window_size=2, due=DUE)
+    assert finished == FoldFinished("ok", more_due=False, settled=True)
+    assert fake_redis.zscore(DUE, MEMBER) is None
+
+
+def test_on_a_single_node_a_fold_with_more_to_do_leaves_the_session_due_now(fake_redis, keys, gen):
+    fake_redis.zadd(DUE, {MEMBER: NOW + 150})
+    finished = finish(fake_redis, keys, commit(gen, [1]), window_size=2, due=DUE)
+    assert finished == FoldFinished("ok", more_due=True, settled=True)
+    assert fake_redis.zscore(DUE, MEMBER) == NOW, "due now, so a claim can take it at once"
+
+
+@pytest.mark.parametrize(("window_size", "due_at"), [(10, None), (3, NOW)])
+def test_a_fold_with_nothing_to_commit_settles_the_due_mark_too(fake_redis, keys, gen, window_size, due_at):
+    fake_redis.zadd(DUE, {MEMBER: NOW + 150})
+    assert finish(fake_redis, keys, None, window_size=window_size, due=DUE).settled
+    assert fake_redis.zscore(DUE, MEMBER) == due_at
+
+
+def test_a_fold_of_a_session_deleted_meanwhile_settles_the_due_mark(fake_redis, keys, gen):
+    fake_redis.zadd(DUE, {MEMBER: NOW + 150})
+    finished = finish(fake_redis, keys, commit("not-" + gen, [1]), window_size=10, due=DUE)
+    assert (finished.status, finished.settled) == ("gone", True)
+    assert fake_redis.zscore(DUE, MEMBER) is None
+
+
+def test_a_refused_commit_leaves_the_due_mark_to_the_caller(fake_redis, keys, gen):
+    fake_redis.zadd(DUE, {MEMBER: NOW + 150})
+    finished = finish(fake_redis, keys, commit(gen, [3]), window_size=2, due=DUE)
+    assert (finished.status, finished.settled) == ("changed", False)
+    assert fake_redis.zscore(DUE, MEMBER) == NOW + 150
+
+
+def test_without_the_due_set_nothing_is_settled(fake_redis, keys, gen):
+    fake_redis.zadd(DUE, {MEMBER: NOW + 150})
+    assert finish(fake_redis, keys, commit(gen, [1, 2]), window_size=2).settled is False
+    assert fake_redis.zscore(DUE, MEMBER) == NOW + 150
 
 
 # --- the script cache: EVALSHA, and EVAL on NOSCRIPT -------------------------------------------
@@ -318,29 +434,29 @@ def test_adding_tokens_to_a_deleted_session_does_not_resurrect_it(store, fake_re
 def test_a_script_unknown_to_redis_is_sent_by_eval_once_then_by_evalsha(fake_redis, keys, gen):
     fake_redis.script_flush()
     client = RecordingClient(fake_redis)
-    script = AddTokensScript()
-    script.run(client, keys, gen=gen, tokens=1)
+    refused = commit(gen, [9])  # refused, but its 7 tokens are counted: a visible effect
+    assert finish(client, keys, refused).status == "changed"
     assert client.sent == ["EVALSHA", "EVAL"]
-    script.run(client, keys, gen=gen, tokens=1)
+    fake_redis.set(keys.lock, LOCK)
+    assert finish(client, keys, refused).status == "changed"
     assert client.sent == ["EVALSHA", "EVAL", "EVALSHA"], "EVAL cached the script again"
-    assert fake_redis.hget(keys.meta, "tok") == b"2", "each run applied exactly once"
+    assert fake_redis.hget(keys.meta, "tok") == b"14", "each run applied exactly once"
 
 
 def test_every_wrapper_still_works_after_the_script_cache_is_flushed(fake_redis, keys, gen):
-    commit_fold, delete_message, add_tokens = CommitFoldScript(), DeleteMessageScript(), AddTokensScript()
     # Run each once so it is cached, then lose the cache (a Redis restart or SCRIPT FLUSH).
-    add_tokens.run(fake_redis, keys, gen=gen, tokens=1)
+    delete_message = DeleteMessageScript()
     assert delete_message.run(fake_redis, keys, 99) is False
-    assert commit_fold.run(fake_redis, keys, commit(gen, [9])) == "changed"
+    assert committed(fake_redis, keys, commit(gen, [9], tokens_spent=0)) == "changed"
     fake_redis.script_flush()
 
     client = RecordingClient(fake_redis)
-    add_tokens.run(client, keys, gen=gen, tokens=1)
     assert delete_message.run(client, keys, 4) is True
-    assert commit_fold.run(client, keys, commit(gen, [1, 2])) == "ok"
-    assert client.sent == ["EVALSHA", "EVAL"] * 3
+    fake_redis.set(keys.lock, LOCK)
+    assert committed(client, keys, commit(gen, [1, 2])) == "ok"
+    assert client.sent == ["EVALSHA", "EVAL"] * 2
     assert window_ids(fake_redis, keys) == [3]
-    assert fake_redis.hget(keys.meta, "tok") == b"9"  # 1 + 1 + the commit's 7
+    assert fake_redis.hget(keys.meta, "tok") == b"7"
 
 
 def test_a_script_error_other_than_noscript_is_raised_not_retried(fake_redis, keys):

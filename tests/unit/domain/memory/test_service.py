@@ -459,10 +459,13 @@ def test_without_long_term_memory_nothing_is_pending_indexing(service, principal
 
 
 def fold_into_archive(store, fake_redis, keyspace, ids: list[int]) -> None:
-    fake_redis.set(keyspace.session(TENANT, "s1").lock, "tok")
-    state = store.fold_state(TENANT, "s1")
-    commit = FoldCommit("tok", state.gen, state.watermark, 0, "S", 0, ids, archive=True)
-    assert store.commit_fold(TENANT, "s1", commit) == "ok"
+    state = store.begin_fold(TENANT, "s1", lock_token="tok", lock_seconds=30)
+    assert state is not None and state.gen is not None
+    commit = FoldCommit(state.gen, state.watermark, 0, "S", 0, ids, archive=True)
+    assert (
+        store.finish_fold(TENANT, "s1", commit, lock_token="tok", window_size=1000, window_tokens=None).status
+        == "ok"
+    )
 
 
 def test_history_pages_through_the_archive_and_the_window(service, principal, store, fake_redis, keyspace):

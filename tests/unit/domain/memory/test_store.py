@@ -201,10 +201,10 @@ def test_read_of_an_unknown_session_is_empty(store):
     assert (view.messages_json, view.context, view.tokens, view.window_length) == ([], None, 0, 0)
 
 
-def test_read_reports_the_llm_tokens_spent_on_the_session(store):
-    store.append(TENANT, "s1", messages("a"))
+def test_read_reports_the_llm_tokens_spent_on_the_session(store, fake_redis, keyspace):
+    store.append(TENANT, "s1", messages("a", "b"))
     assert store.read(TENANT, "s1", limit=10).tokens == 0
-    store.add_tokens(TENANT, "s1", gen=store.fold_state(TENANT, "s1").gen, tokens=123)
+    assert fold(store, fake_redis, keyspace, [1], tokens=123) == "ok"
     assert store.read(TENANT, "s1", limit=10).tokens == 123
 
 
@@ -595,13 +595,15 @@ def fold(
     tokens: int = 5,
     archive=False,
 ):
-    """Hold the lock and commit a fold of ``folded`` (10 tokens each) from the current state."""
-    fake_redis.set(keyspace.session(TENANT, "s1").lock, "tok")
-    state = store.fold_state(TENANT, "s1")
+    """Begin a fold and commit ``folded`` (10 tokens each) from the state it read."""
+    state = store.begin_fold(TENANT, "s1", lock_token="tok", lock_seconds=30)
+    assert state is not None and state.gen is not None
     commit = FoldCommit(
-        "tok", state.gen, state.watermark, tokens, summary, 10 * len(folded), folded, archive=archive
+        state.gen, state.watermark, tokens, summary, 10 * len(folded), folded, archive=archive
     )
-    return store.commit_fold(TENANT, "s1", commit)
+    return store.finish_fold(
+        TENANT, "s1", commit, lock_token="tok", window_size=1000, window_tokens=None
+    ).status
 
 
 def test_fold_state_is_the_whole_window_oldest_first_with_summary_and_watermark(store):
@@ -613,6 +615,28 @@ def test_fold_state_is_the_whole_window_oldest_first_with_summary_and_watermark(
         (3, "c", 10),
     ]
     assert state.summary == "sum" and state.watermark == 0 and state.gen
+
+
+def test_begin_fold_takes_the_lock_and_reads_the_same_state_as_fold_state(store, fake_redis, keyspace):
+    store.append(TENANT, "s1", messages("a", "b", "c"), context="sum")
+    state = store.begin_fold(TENANT, "s1", lock_token="mine", lock_seconds=30)
+    assert state == store.fold_state(TENANT, "s1")
+    lock = keyspace.session(TENANT, "s1").lock
+    assert fake_redis.get(lock) == b"mine"
+    assert 29_000 < fake_redis.pttl(lock) <= 30_000
+
+
+def test_begin_fold_while_another_holds_the_lock_reads_nothing(store, fake_redis, keyspace):
+    store.append(TENANT, "s1", messages("a"))
+    assert store.begin_fold(TENANT, "s1", lock_token="first", lock_seconds=30) is not None
+    assert store.begin_fold(TENANT, "s1", lock_token="second", lock_seconds=30) is None
+    assert fake_redis.get(keyspace.session(TENANT, "s1").lock) == b"first"
+
+
+def test_begin_fold_of_an_unknown_session_keeps_no_lock(store, fake_redis, keyspace):
+    state = store.begin_fold(TENANT, "ghost", lock_token="mine", lock_seconds=30)
+    assert state is not None and state.gen is None
+    assert not fake_redis.exists(keyspace.session(TENANT, "ghost").lock)
 
 
 def test_fold_state_of_an_unknown_session_has_no_generation(store):
@@ -643,18 +667,24 @@ def test_a_fold_is_refused_when_the_session_was_recreated_meanwhile(store, fake_
     store.delete_session(TENANT, "s1")
     store.append(TENANT, "s1", messages("x", "y", "z"))
     fake_redis.set(keyspace.session(TENANT, "s1").lock, "tok")
-    commit = FoldCommit("tok", stale.gen, 0, 5, "stale summary", 20, [1, 2], archive=False)
-    assert store.commit_fold(TENANT, "s1", commit) == "gone"
+    commit = FoldCommit(stale.gen, 0, 5, "stale summary", 20, [1, 2], archive=False)
+    assert (
+        store.finish_fold(TENANT, "s1", commit, lock_token="tok", window_size=1000, window_tokens=None).status
+        == "gone"
+    )
     assert ids(store) == [1, 2, 3] and store.fold_state(TENANT, "s1").summary is None
 
 
 def test_a_fold_is_refused_when_another_fold_committed_first(store, fake_redis, keyspace):
     store.append(TENANT, "s1", messages("a", "b", "c", "d"))
-    fake_redis.set(keyspace.session(TENANT, "s1").lock, "tok")
     seen = store.fold_state(TENANT, "s1")
     assert fold(store, fake_redis, keyspace, [1]) == "ok"
-    late = FoldCommit("tok", seen.gen, seen.watermark, 5, "late", 10, [2], archive=False)
-    assert store.commit_fold(TENANT, "s1", late) == "moved"
+    fake_redis.set(keyspace.session(TENANT, "s1").lock, "late")
+    late = FoldCommit(seen.gen, seen.watermark, 5, "late", 10, [2], archive=False)
+    assert (
+        store.finish_fold(TENANT, "s1", late, lock_token="late", window_size=1000, window_tokens=None).status
+        == "moved"
+    )
     assert store.fold_state(TENANT, "s1").summary == "S"
 
 
@@ -662,11 +692,13 @@ def test_window_stats_of_an_unknown_session_are_zero(store):
     assert store.window_stats(TENANT, "ghost") == (0, 0)
 
 
-def test_add_tokens_counts_only_for_the_generation_that_spent_them(store):
-    store.append(TENANT, "s1", messages("a"))
-    gen = store.fold_state(TENANT, "s1").gen
-    store.add_tokens(TENANT, "s1", gen=gen, tokens=10)
-    store.add_tokens(TENANT, "s1", gen="stale", tokens=1000)
+def test_tokens_of_a_refused_fold_count_only_for_the_generation_that_spent_them(store):
+    store.append(TENANT, "s1", messages("a", "b"))
+    state = store.begin_fold(TENANT, "s1", lock_token="tok", lock_seconds=30)
+    assert state is not None and state.gen is not None
+    for gen, tokens in ((state.gen, 10), ("stale", 1000)):
+        refused = FoldCommit(gen, state.watermark + 1, tokens, "S", 10, [1], archive=False)
+        store.finish_fold(TENANT, "s1", refused, lock_token="tok", window_size=1000, window_tokens=None)
     assert store.read(TENANT, "s1", limit=1).tokens == 10
 
 

@@ -163,13 +163,13 @@ def archive(fake_redis, keyspace, sessions) -> Callable[..., None]:
     fold does with long-term memory on)."""
 
     def archive(session_id: str, count: int, *, tenant_id: str = TENANT) -> None:
-        fake_redis.set(keyspace.session(tenant_id, session_id).lock, "fold-token")
-        state = sessions.fold_state(tenant_id, session_id)
+        state = sessions.begin_fold(tenant_id, session_id, lock_token="fold-token", lock_seconds=30)
+        assert state is not None and state.gen is not None
         folded = [m["id"] for m in state.messages[:count]]
-        commit = FoldCommit(
-            "fold-token", state.gen or "", state.watermark, 0, "summary", 10 * count, folded, archive=True
+        commit = FoldCommit(state.gen, state.watermark, 0, "summary", 10 * count, folded, archive=True)
+        finished = sessions.finish_fold(
+            tenant_id, session_id, commit, lock_token="fold-token", window_size=1000, window_tokens=None
         )
-        assert sessions.commit_fold(tenant_id, session_id, commit) == "ok"
-        fake_redis.delete(keyspace.session(tenant_id, session_id).lock)
+        assert finished.status == "ok"
 
     return archive

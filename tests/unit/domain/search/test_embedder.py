@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from app.domain import tokens
-from app.domain.scheduling.outcome import Outcome
+from app.domain.scheduling.outcome import Outcome, RunResult
 from app.domain.search.embedder import EmbeddingError, OpenAIEmbedder
 from app.domain.search.service import SearchService
 from devtools.fake_llm import EMBEDDING_DIMS, embedding
@@ -192,7 +192,7 @@ def test_an_index_pass_stores_the_servers_vectors_and_vector_search_finds_them(
 ):
     embedder = OpenAIEmbedder(client, MODEL)
     seed("s1", "the cat sat on the mat", "stock prices fell sharply")
-    assert make_job(embedder=embedder).run(TENANT, "s1") == (Outcome.DONE, None)
+    assert make_job(embedder=embedder).run(TENANT, "s1") == RunResult(Outcome.DONE)
     stored = index_state(fake_redis, keyspace, "s1").vectors
     assert stored[1] == pytest.approx(embedding("the cat sat on the mat"), abs=1e-6)
     service = SearchService(search_store, sessions, usage, embedder, exact_vector_limit=100)
@@ -206,7 +206,7 @@ def test_a_rate_limited_server_fails_the_pass_no_sooner_than_its_retry_after(
 ):
     fake_llm.configure(embedding_fail_rate=1.0, fail_status=429, retry_after=45)
     seed("s1", "apple")
-    outcome, delay = make_job(embedder=OpenAIEmbedder(client, MODEL)).run(TENANT, "s1")
+    outcome, delay = make_job(embedder=OpenAIEmbedder(client, MODEL)).run(TENANT, "s1")[:2]
     assert outcome == Outcome.FAILED and delay == 45.0
     state = index_state(fake_redis, keyspace, "s1")
     assert (state.failures, state.error, state.indexed_to) == (1, "embedding_rate_limited", 0)

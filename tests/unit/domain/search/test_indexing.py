@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from app.domain.memory.stored_format import NewMessage
-from app.domain.scheduling.outcome import Outcome, backoff
+from app.domain.scheduling.outcome import Outcome, RunResult, backoff
 from app.domain.search import indexing
 from app.domain.search.embedder import EmbeddingError
 from app.domain.search.indexing import IndexJob, searchable_text
@@ -52,7 +52,7 @@ def test_a_pass_indexes_every_new_message_and_is_done(
     job, seed, embedder, search_store, fake_redis, keyspace
 ):
     seed("s1", "red apple", "green pear", "apple pie")
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     state = index_state(fake_redis, keyspace, "s1")
     assert state.indexed_ids == [1, 2, 3]
     assert state.postings["apple"] == [(1, 1, 2), (3, 1, 2)]
@@ -74,7 +74,7 @@ def test_a_second_pass_finds_nothing_and_writes_nothing(job, seed, embedder, fak
     seed("s1", "red apple", "green pear")
     job.run(TENANT, "s1")
     before = snapshot(fake_redis)
-    assert job.run(TENANT, "s1") == (Outcome.NOTHING, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.NOTHING)
     assert snapshot(fake_redis) == before
     assert len(embedder.calls) == 1
 
@@ -82,7 +82,7 @@ def test_a_second_pass_finds_nothing_and_writes_nothing(job, seed, embedder, fak
 def test_another_process_finds_nothing_once_the_first_committed(job, make_job, seed, embedder):
     seed("s1", "red apple")
     assert job.run(TENANT, "s1")[0] == Outcome.DONE
-    assert make_job().run(TENANT, "s1") == (Outcome.NOTHING, None)
+    assert make_job().run(TENANT, "s1") == RunResult(Outcome.NOTHING)
     assert len(embedder.calls) == 1
 
 
@@ -90,7 +90,7 @@ def test_the_next_pass_indexes_only_the_messages_added_since(job, seed, embedder
     seed("s1", "apple one", "apple two")
     job.run(TENANT, "s1")
     seed("s1", "apple three")
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     assert embedder.calls[1] == ["apple three"]
     state = index_state(fake_redis, keyspace, "s1")
     assert [mid for mid, _, _ in state.postings["apple"]] == [1, 2, 3]
@@ -120,10 +120,10 @@ def test_a_message_deleted_between_read_and_commit_makes_the_commit_refuse_and_t
 ):
     seed("s1", "apple", "pear", "plum")
     embedder.during = lambda: sessions.delete_message(TENANT, "s1", 2)
-    assert job.run(TENANT, "s1") == (Outcome.CONFLICT, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
     state = index_state(fake_redis, keyspace, "s1")
     assert (state.indexed_to, state.documents, state.postings, state.vectors) == (0, {}, {}, {})
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     state = index_state(fake_redis, keyspace, "s1")
     assert state.indexed_ids == [1, 3]
     assert "pear" not in state.postings and sorted(state.vectors) == [1, 3]
@@ -138,9 +138,9 @@ def test_without_embeddings_a_message_deleted_before_the_commit_is_refused_too(
     job = make_job(embedder=None, store=store)
     seed("s1", "apple", "pear")
     store.before_commit = lambda: sessions.delete_message(TENANT, "s1", 1)
-    assert job.run(TENANT, "s1") == (Outcome.CONFLICT, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
     assert index_state(fake_redis, keyspace, "s1").documents == {}
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     assert index_state(fake_redis, keyspace, "s1").indexed_ids == [2]
 
 
@@ -149,10 +149,10 @@ def test_messages_appended_during_a_pass_wait_for_the_next_one(
 ):
     seed("s1", "apple")
     embedder.during = lambda: seed("s1", "pear")
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     assert index_state(fake_redis, keyspace, "s1").indexed_to == 1
     assert job.still_due(tenants(TENANT), "s1")
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     assert index_state(fake_redis, keyspace, "s1").indexed_ids == [1, 2]
 
 
@@ -165,7 +165,7 @@ def test_a_pass_while_another_process_holds_the_lock_is_busy_and_writes_nothing(
     seed("s1", "apple")
     fake_redis.set(lock_key(keyspace), "another-process")
     before = snapshot(fake_redis)
-    assert job.run(TENANT, "s1") == (Outcome.BUSY, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.BUSY)
     assert snapshot(fake_redis) == before, "the other process's lock is left as it was"
     assert embedder.calls == []
 
@@ -177,9 +177,9 @@ def test_a_pass_started_while_one_is_embedding_is_busy_and_then_finds_nothing(
     other = make_job()
     seen: list[tuple[str, float | None]] = []
     embedder.during = lambda: seen.append(other.run(TENANT, "s1"))
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
-    assert seen == [(Outcome.BUSY, None)]
-    assert other.run(TENANT, "s1") == (Outcome.NOTHING, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert seen == [RunResult(Outcome.BUSY)]
+    assert other.run(TENANT, "s1") == RunResult(Outcome.NOTHING)
     assert_each_message_indexed_once(index_state(fake_redis, keyspace, "s1"))
 
 
@@ -191,10 +191,10 @@ def test_a_pass_whose_lock_lapsed_while_another_indexed_commits_nothing(
 
     def lock_lapses_and_another_process_indexes() -> None:
         fake_redis.delete(lock_key(keyspace))
-        assert other.run(TENANT, "s1") == (Outcome.DONE, None)
+        assert other.run(TENANT, "s1") == RunResult(Outcome.DONE)
 
     embedder.during = lock_lapses_and_another_process_indexes
-    assert job.run(TENANT, "s1") == (Outcome.CONFLICT, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
     state = index_state(fake_redis, keyspace, "s1")
     assert_each_message_indexed_once(state)
     assert state.postings == {"apple": [(1, 1, 1)], "pear": [(2, 1, 1)]}
@@ -209,7 +209,7 @@ def test_a_pass_does_not_release_a_lock_another_process_took_after_its_own_lapse
         fake_redis.set(lock_key(keyspace), "another-process")
 
     embedder.during = lock_lapses_and_another_takes_it
-    assert job.run(TENANT, "s1") == (Outcome.CONFLICT, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
     assert fake_redis.get(lock_key(keyspace)) == b"another-process"
     assert index_state(fake_redis, keyspace, "s1").documents == {}
 
@@ -239,7 +239,7 @@ def test_the_lock_is_released_even_when_the_embedder_crashes(job, seed, embedder
 
 
 def test_a_session_that_does_not_exist_is_gone_and_no_key_is_left_behind(job, fake_redis, embedder):
-    assert job.run(TENANT, "never") == (Outcome.GONE, None)
+    assert job.run(TENANT, "never") == RunResult(Outcome.GONE)
     assert fake_redis.keys("*") == []
     assert embedder.calls == []
 
@@ -248,7 +248,7 @@ def test_a_removed_tenant_is_gone_and_nothing_is_written(job, seed, tenants, fak
     seed("s1", "apple")
     tenants.remove(TENANT)
     before = snapshot(fake_redis)
-    assert job.run(TENANT, "s1") == (Outcome.GONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.GONE)
     assert snapshot(fake_redis) == before
     assert embedder.calls == []
 
@@ -259,7 +259,7 @@ def test_long_term_memory_off_is_nothing_and_nothing_is_written(
     seed("s1", "apple")
     tenants.add(TENANT, make_policy(long_term_memory=False))
     before = snapshot(fake_redis)
-    assert job.run(TENANT, "s1") == (Outcome.NOTHING, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.NOTHING)
     assert snapshot(fake_redis) == before
     assert embedder.calls == []
     assert not job.still_due(tenants(TENANT), "s1")
@@ -278,9 +278,9 @@ def test_a_session_that_expired_and_was_recreated_during_the_pass_is_gone_and_ke
         seed("s1", "new pear")
 
     embedder.during = expire_and_recreate
-    assert job.run(TENANT, "s1") == (Outcome.GONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.GONE)
     assert index_state(fake_redis, keyspace, "s1").documents == {}
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     state = index_state(fake_redis, keyspace, "s1")
     assert state.documents == {1: "2 new pear"}
     assert "apple" not in state.postings
@@ -292,9 +292,9 @@ def test_a_session_deleted_during_the_pass_is_not_brought_back_by_the_commit(
     seed("s1", "apple")
     embedder.during = lambda: sessions.delete_session(TENANT, "s1")
     # Deleting a session also deletes its index lock, so the commit refuses for the lock.
-    assert job.run(TENANT, "s1") == (Outcome.CONFLICT, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
     assert fake_redis.keys("rc:{acme:s1}*") == []
-    assert job.run(TENANT, "s1") == (Outcome.GONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.GONE)
     assert fake_redis.keys("rc:{acme:s1}*") == []
 
 
@@ -310,9 +310,9 @@ def test_a_session_deleted_and_recreated_during_the_pass_gets_only_its_own_messa
     embedder.during = delete_and_recreate
     # The delete took the old pass's lock with it: its commit refuses for the lock (before
     # even looking at the generation), and the runner retries soon.
-    assert job.run(TENANT, "s1") == (Outcome.CONFLICT, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
     assert index_state(fake_redis, keyspace, "s1").documents == {}
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     assert index_state(fake_redis, keyspace, "s1").documents == {1: "2 new pear"}
 
 
@@ -326,7 +326,7 @@ def test_an_embedding_failure_fails_with_backoff_commits_nothing_and_is_counted_
     embedder.error = EmbeddingError("boom", code="embedding_status")
     expected = random.Random(7)  # the job's jitter
     for failures in (1, 2, 3):
-        outcome, delay = job.run(TENANT, "s1")
+        outcome, delay = job.run(TENANT, "s1")[:2]
         assert outcome == Outcome.FAILED
         assert delay == backoff(failures, None, timing, expected)
         state = index_state(fake_redis, keyspace, "s1")
@@ -347,7 +347,7 @@ def test_the_backoff_grows_exponentially_with_jitter_up_to_the_maximum(job, seed
 def test_the_servers_retry_after_is_the_shortest_backoff(job, seed, embedder):
     seed("s1", "apple")
     embedder.error = EmbeddingError("slow down", code="embedding_rate_limited", retry_after=100.0)
-    assert job.run(TENANT, "s1") == (Outcome.FAILED, 100.0)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.FAILED, 100.0)
 
 
 def test_the_next_commit_resets_the_failure_count(job, seed, embedder, fake_redis, keyspace):
@@ -357,7 +357,7 @@ def test_the_next_commit_resets_the_failure_count(job, seed, embedder, fake_redi
     job.run(TENANT, "s1")
     assert index_state(fake_redis, keyspace, "s1").failures == 2
     embedder.error = None
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     state = index_state(fake_redis, keyspace, "s1")
     assert (state.failures, state.error, state.indexed_ids) == (0, None, [1])
 
@@ -368,7 +368,7 @@ def test_an_embedding_failure_of_a_session_deleted_meanwhile_is_gone_and_writes_
     seed("s1", "apple")
     embedder.during = lambda: sessions.delete_session(TENANT, "s1")
     embedder.error = EmbeddingError("boom")
-    assert job.run(TENANT, "s1") == (Outcome.GONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.GONE)
     assert fake_redis.keys("rc:{acme:s1}*") == []
 
 
@@ -390,7 +390,7 @@ def test_a_spent_daily_budget_defers_without_embedding_or_writing(
     seed("s1", "apple")
     usage.record_llm(TENANT, calls=1, prompt_tokens=100, completion_tokens=0)
     before = snapshot(fake_redis)
-    outcome, delay = job.run(TENANT, "s1")
+    outcome, delay = job.run(TENANT, "s1")[:2]
     assert outcome == Outcome.DEFERRED
     assert delay is not None and 0 < delay <= 60.0, "re-checked within budget_recheck"
     assert embedder.calls == []
@@ -403,7 +403,7 @@ def test_below_the_budget_a_pass_runs_and_bills_its_embedding_tokens(
     tenants.add(TENANT, make_policy(summary_token_budget_daily=100))
     usage.record_llm(TENANT, calls=1, prompt_tokens=99, completion_tokens=0)
     seed("s1", "apple", "pear")
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     assert usage.tokens_spent_today(TENANT) == 99 + 2 * embedder.tokens_per_text
     assert usage.report(TENANT, sessions=1)["llm_calls"]["today"] == 2
     assert observer.llm_calls == [(TENANT, 6, 0)]
@@ -413,7 +413,7 @@ def test_other_tenants_spending_does_not_defer_this_one(job, seed, tenants, make
     tenants.add(TENANT, make_policy(summary_token_budget_daily=100))
     usage.record_llm(OTHER, calls=1, prompt_tokens=1000, completion_tokens=0)
     seed("s1", "apple")
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
 
 
 def test_without_embeddings_a_spent_budget_does_not_stop_keyword_indexing(
@@ -422,7 +422,7 @@ def test_without_embeddings_a_spent_budget_does_not_stop_keyword_indexing(
     tenants.add(TENANT, make_policy(summary_token_budget_daily=100))
     usage.record_llm(TENANT, calls=1, prompt_tokens=500, completion_tokens=0)
     seed("s1", "apple")
-    assert keyword_job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert keyword_job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     state = index_state(fake_redis, keyspace, "s1")
     assert (state.indexed_ids, state.vectors) == ([1], {})
     assert usage.tokens_spent_today(TENANT) == 500
@@ -434,7 +434,7 @@ def test_messages_without_text_need_no_embedding_and_so_no_budget(
     tenants.add(TENANT, make_policy(summary_token_budget_daily=100))
     usage.record_llm(TENANT, calls=1, prompt_tokens=100, completion_tokens=0)
     seed("s1", "", "   \n")
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     assert embedder.calls == []
     state = index_state(fake_redis, keyspace, "s1")
     assert (state.documents, state.vectors, state.documents_count) == ({1: "0", 2: "0"}, {}, 2)
@@ -490,11 +490,11 @@ def test_a_full_batch_whose_tail_was_deleted_advances_only_to_the_last_message_r
     seed("s1", "a1", "a2", "a3", "a4", "a5")
     sessions.delete_message(TENANT, "s1", 4)
     sessions.delete_message(TENANT, "s1", 5)
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     assert index_state(fake_redis, keyspace, "s1").indexed_to == 3
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     assert index_state(fake_redis, keyspace, "s1").indexed_to == 5
-    assert job.run(TENANT, "s1") == (Outcome.NOTHING, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.NOTHING)
     assert index_state(fake_redis, keyspace, "s1").indexed_ids == [1, 2, 3]
 
 
@@ -523,7 +523,7 @@ def test_the_shipped_batch_is_256_messages(keyword_job, sessions, search_store, 
 def test_archived_messages_are_indexed(job, seed, archive, fake_redis, keyspace):
     seed("s1", "apple", "pear", "plum", "fig")
     archive("s1", 3)
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     state = index_state(fake_redis, keyspace, "s1")
     assert state.indexed_ids == [1, 2, 3, 4]
     assert sorted(state.vectors) == [1, 2, 3, 4]
@@ -534,7 +534,7 @@ def test_messages_folded_into_the_archive_during_a_pass_are_still_committed(
 ):
     seed("s1", "apple", "pear", "plum")
     embedder.during = lambda: archive("s1", 2)
-    assert job.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
     assert index_state(fake_redis, keyspace, "s1").indexed_ids == [1, 2, 3]
 
 
@@ -594,7 +594,7 @@ def test_closing_the_job_closes_its_embedder_and_without_one_does_nothing(job, k
 def test_a_job_needs_no_observer_or_rng(search_store, tenants, usage, embedder, timing, seed):
     seed("s1", "apple")
     plain = IndexJob(search_store, tenants, usage, embedder, timing)
-    assert plain.run(TENANT, "s1") == (Outcome.DONE, None)
+    assert plain.run(TENANT, "s1") == RunResult(Outcome.DONE)
 
 
 def test_sessions_of_other_tenants_with_the_same_id_are_indexed_separately(job, seed, fake_redis, keyspace):
@@ -602,7 +602,7 @@ def test_sessions_of_other_tenants_with_the_same_id_are_indexed_separately(job, 
     seed("s1", "pear", "plum", tenant_id=OTHER)
     job.run(TENANT, "s1")
     assert index_state(fake_redis, keyspace, "s1", tenant_id=OTHER).documents == {}
-    assert job.run(OTHER, "s1") == (Outcome.DONE, None)
+    assert job.run(OTHER, "s1") == RunResult(Outcome.DONE)
     assert index_state(fake_redis, keyspace, "s1").documents == {1: "1 apple"}
     assert index_state(fake_redis, keyspace, "s1", tenant_id=OTHER).documents == {1: "1 pear", 2: "1 plum"}
 

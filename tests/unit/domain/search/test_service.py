@@ -158,9 +158,15 @@ def test_indexed_messages_gone_from_the_session_are_skipped_and_the_next_best_fi
     # without unindexing them.
     seed("s1", "kiwi", "kiwi pear plum", "kiwi fig lime lemon")
     index("s1")
-    fake_redis.set(keyspace.session(TENANT, "s1").lock, "t")
-    gen = sessions.fold_state(TENANT, "s1").gen
-    assert sessions.commit_fold(TENANT, "s1", FoldCommit("t", gen, 0, 0, "s", 10, [1], archive=False)) == "ok"
+    state = sessions.begin_fold(TENANT, "s1", lock_token="t", lock_seconds=30)
+    assert state is not None and state.gen is not None
+    commit = FoldCommit(state.gen, 0, 0, "s", 10, [1], archive=False)
+    assert (
+        sessions.finish_fold(
+            TENANT, "s1", commit, lock_token="t", window_size=1000, window_tokens=None
+        ).status
+        == "ok"
+    )
     hits = keyword_service.retrieve(principal, "s1", "kiwi", k=1, mode="keyword")
     assert where(hits) == [("s1", 2)]
 

@@ -70,13 +70,12 @@ def write_session(sessions, fake_redis, keyspace) -> Callable[..., None]:
         sessions.append(tenant_id, session_id, messages)
         if not folded:
             return
-        state = sessions.fold_state(tenant_id, session_id)
-        fake_redis.set(keyspace.session(tenant_id, session_id).lock, "token")
-        status = sessions.commit_fold(
+        state = sessions.begin_fold(tenant_id, session_id, lock_token="token", lock_seconds=30)
+        assert state is not None
+        finished = sessions.finish_fold(
             tenant_id,
             session_id,
             FoldCommit(
-                lock_token="token",
                 gen=state.gen or "",
                 expected_watermark=state.watermark,
                 tokens_spent=42,
@@ -85,7 +84,10 @@ def write_session(sessions, fake_redis, keyspace) -> Callable[..., None]:
                 folded_ids=[m["id"] for m in state.messages[:folded]],
                 archive=True,
             ),
+            lock_token="token",
+            window_size=1000,
+            window_tokens=None,
         )
-        assert status == "ok"
+        assert finished.status == "ok"
 
     return write

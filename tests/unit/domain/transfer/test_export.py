@@ -54,16 +54,13 @@ def test_a_fold_between_two_pages_neither_hides_nor_repeats_a_message(
     # A fold moves 3, 4, 5 from the window to the archive before the next page.
     from app.domain.memory.scripts import FoldCommit
 
-    fake_redis.set(keyspace.session(TENANT, "s1").lock, "t")
-    state = sessions.fold_state(TENANT, "s1")
-    assert (
-        sessions.commit_fold(
-            TENANT,
-            "s1",
-            FoldCommit("t", state.gen or "", state.watermark, 0, "newer", 15, [3, 4, 5], archive=True),
-        )
-        == "ok"
+    state = sessions.begin_fold(TENANT, "s1", lock_token="t", lock_seconds=30)
+    assert state is not None and state.gen is not None
+    commit = FoldCommit(state.gen, state.watermark, 0, "newer", 15, [3, 4, 5], archive=True)
+    finished = sessions.finish_fold(
+        TENANT, "s1", commit, lock_token="t", window_size=1000, window_tokens=None
     )
+    assert finished.status == "ok"
     ids = [m["id"] for m in parsed([*head[1:], *lines])]
     assert ids == [1, 2, 3, 4, 5, 6, 7, 8]
 
