@@ -1,5 +1,6 @@
-"""Every Redis command of one session's fold besides the session's own data: the fold lock
-and the failure count. (The due set is ``scheduling.due_set``.)
+"""A fold's Redis commands besides its two session scripts (``SessionStore.begin_fold``,
+which takes the lock, and ``finish_fold``, which releases it): releasing the lock of a fold
+that cannot finish, and the failure count. (The due set is ``scheduling.due_set``.)
 
 The lock (the session's ``:l`` key) holds a random token with an expiry, so at most one
 fold runs per session across all processes and hosts.
@@ -20,10 +21,6 @@ class FoldingStore:
         self._keys = keyspace
         self._release = Script("app.domain.scheduling", "release_lock.lua")
         self._note_failure = Script("app.domain.scheduling", "note_failure.lua")
-
-    def lock(self, tenant_id: str, session_id: str, token: str, *, seconds: float) -> bool:
-        lock_key = self._keys.session(tenant_id, session_id).lock
-        return bool(self._redis.set(lock_key, token, nx=True, px=int(seconds * 1000)))
 
     def unlock(self, tenant_id: str, session_id: str, token: str) -> None:
         self._release.run(self._redis, [self._keys.session(tenant_id, session_id).lock], [token])

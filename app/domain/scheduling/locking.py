@@ -11,7 +11,7 @@ from app.domain.scheduling.outcome import Outcome, RunResult
 
 
 class SessionLocks(Protocol):
-    """A job's per-session lock (``FoldingStore``, ``SearchStore``)."""
+    """A job's per-session lock (``SearchStore``; a fold takes its own inside ``begin_fold``)."""
 
     def lock(self, tenant_id: str, session_id: str, token: str, *, seconds: float) -> bool: ...
 

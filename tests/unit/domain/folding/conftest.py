@@ -29,6 +29,18 @@ def fold_locks(fake_redis, keyspace) -> FoldingStore:
 
 
 @pytest.fixture
+def take_fold_lock(sessions) -> Callable[..., bool]:
+    """Take an existing session's fold lock, as another process's fold does."""
+
+    def take(session_id: str, token: str, *, seconds: float = 30.0) -> bool:
+        state = sessions.begin_fold(TENANT, session_id, lock_token=token, lock_seconds=seconds)
+        assert state is None or state.gen is not None, "a session must exist to hold its fold lock"
+        return state is not None
+
+    return take
+
+
+@pytest.fixture
 def usage(fake_redis, keyspace) -> UsageLedger:
     return UsageLedger(fake_redis, keyspace)
 

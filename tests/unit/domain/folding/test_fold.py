@@ -83,12 +83,12 @@ def test_nothing_when_the_window_is_within_policy(fold, seed, sessions, summariz
     assert window_ids(sessions, "s1") == [1, 2, 3, 4]
 
 
-def test_gone_for_an_unknown_tenant_without_taking_the_lock(fold, seed, tenants, summarizer, fold_locks):
+def test_gone_for_an_unknown_tenant_without_taking_the_lock(fold, seed, tenants, summarizer, take_fold_lock):
     seed("s1", 7)
     tenants.principals.clear()
     assert fold.run(TENANT, "s1") == RunResult(Outcome.GONE)
     assert summarizer.calls == []
-    assert fold_locks.lock(TENANT, "s1", "probe", seconds=5), "the lock was never taken"
+    assert take_fold_lock("s1", "probe", seconds=5), "the lock was never taken"
 
 
 def test_gone_for_a_deleted_session(fold, seed, sessions, summarizer):
@@ -104,10 +104,10 @@ def test_gone_for_a_session_that_never_existed(fold, summarizer):
 
 
 def test_busy_when_another_fold_holds_the_lock_and_its_lock_is_left_alone(
-    fold, seed, fold_locks, summarizer, fake_redis, keyspace
+    fold, seed, take_fold_lock, summarizer, fake_redis, keyspace
 ):
     seed("s1", 7)
-    assert fold_locks.lock(TENANT, "s1", "someone-else", seconds=30)
+    assert take_fold_lock("s1", "someone-else", seconds=30)
     assert fold.run(TENANT, "s1") == RunResult(Outcome.BUSY)
     assert summarizer.calls == []
     assert fake_redis.get(lock_key(keyspace)) == b"someone-else"
@@ -232,7 +232,18 @@ def test_messages_appended_during_the_call_stay_in_the_window(fold, seed, sessio
     ],
 )
 def test_the_lock_is_released_after_every_fold(
-    setup, messages, expected, fold, seed, sessions, summarizer, usage, tenants, defaults, fold_locks
+    setup,
+    messages,
+    expected,
+    fold,
+    seed,
+    sessions,
+    summarizer,
+    usage,
+    tenants,
+    defaults,
+    fake_redis,
+    keyspace,
 ):
     seed("s1", messages)
     if setup == "failed":
@@ -255,7 +266,7 @@ def test_the_lock_is_released_after_every_fold(
             fold.run(TENANT, "s1")
     else:
         assert fold.run(TENANT, "s1")[0] == expected
-    assert fold_locks.lock(TENANT, "s1", "next", seconds=5), "the fold's lock is still held"
+    assert not fake_redis.exists(lock_key(keyspace)), "the fold's lock is still held"
 
 
 def test_the_lock_lasts_lock_seconds_while_the_fold_runs(

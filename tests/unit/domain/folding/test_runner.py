@@ -280,11 +280,11 @@ def test_a_crashing_fold_is_rescheduled_after_retry_base(
 
 
 def test_a_busy_fold_is_retried_after_busy_retry(
-    make_runner, seed, fold_locks, fake_redis, keyspace, observer
+    make_runner, seed, take_fold_lock, fake_redis, keyspace, observer
 ):
     runner = make_runner(sweep_interval=60, busy_retry=20.0)
     seed("s1", 7)
-    assert fold_locks.lock(TENANT, "s1", "another-process", seconds=30)
+    assert take_fold_lock("s1", "another-process", seconds=30)
     started = time.time()
     runner.request_fold(TENANT, "s1")
     assert wait_until(lambda: "busy" in observer.outcomes)
@@ -396,10 +396,10 @@ def test_the_observer_sees_queued_then_done_and_balanced_running_counts(make_run
     assert observer.outcomes == ["queued", "done"]
 
 
-def test_the_observer_sees_a_busy_fold(make_runner, seed, fold_locks, observer):
+def test_the_observer_sees_a_busy_fold(make_runner, seed, take_fold_lock, observer):
     runner = make_runner(sweep_interval=60, busy_retry=30.0)
     seed("s1", 7)
-    fold_locks.lock(TENANT, "s1", "someone-else", seconds=30)
+    take_fold_lock("s1", "someone-else", seconds=30)
     runner.request_fold(TENANT, "s1")
     assert wait_until(lambda: observer.running_deltas == [1, -1])
     assert observer.outcomes == ["queued", "busy"]

@@ -11,35 +11,44 @@ def lock_value(fake_redis, keyspace, session_id: str = "s1") -> bytes | None:
     return fake_redis.get(keyspace.session(TENANT, session_id).lock)
 
 
-# --- the fold lock -------------------------------------------------------------------------
+# --- the fold lock: taken by SessionStore.begin_fold, released here when a fold cannot finish --
 
 
-def test_the_fold_lock_is_exclusive_per_session(fold_locks):
-    assert fold_locks.lock(TENANT, "s1", "token-a", seconds=30)
-    assert not fold_locks.lock(TENANT, "s1", "token-b", seconds=30)
-    assert fold_locks.lock(TENANT, "s2", "token-b", seconds=30), "another session has its own lock"
+def test_the_fold_lock_is_exclusive_per_session(take_fold_lock, seed):
+    seed("s1", 1)
+    seed("s2", 1)
+    assert take_fold_lock("s1", "token-a")
+    assert not take_fold_lock("s1", "token-b")
+    assert take_fold_lock("s2", "token-b"), "another session has its own lock"
 
 
-def test_the_fold_lock_expires_by_itself(fold_locks, fake_redis, keyspace):
-    assert fold_locks.lock(TENANT, "s1", "token-a", seconds=0.05)
+def test_the_fold_lock_expires_by_itself(take_fold_lock, seed, fake_redis, keyspace):
+    seed("s1", 1)
+    assert take_fold_lock("s1", "token-a", seconds=0.05)
     time.sleep(0.12)
     assert lock_value(fake_redis, keyspace) is None
-    assert fold_locks.lock(TENANT, "s1", "token-b", seconds=30)
+    assert take_fold_lock("s1", "token-b")
 
 
-def test_unlock_releases_only_with_the_token_that_holds_the_lock(fold_locks, fake_redis, keyspace):
-    assert fold_locks.lock(TENANT, "s1", "token-a", seconds=30)
+def test_unlock_releases_only_with_the_token_that_holds_the_lock(
+    fold_locks, take_fold_lock, seed, fake_redis, keyspace
+):
+    seed("s1", 1)
+    assert take_fold_lock("s1", "token-a")
     fold_locks.unlock(TENANT, "s1", "token-b")
     assert lock_value(fake_redis, keyspace) == b"token-a"
     fold_locks.unlock(TENANT, "s1", "token-a")
     assert lock_value(fake_redis, keyspace) is None
-    assert fold_locks.lock(TENANT, "s1", "token-c", seconds=30)
+    assert take_fold_lock("s1", "token-c")
 
 
-def test_unlock_after_expiry_does_not_release_the_next_holders_lock(fold_locks, fake_redis, keyspace):
-    assert fold_locks.lock(TENANT, "s1", "old", seconds=0.05)
+def test_unlock_after_expiry_does_not_release_the_next_holders_lock(
+    fold_locks, take_fold_lock, seed, fake_redis, keyspace
+):
+    seed("s1", 1)
+    assert take_fold_lock("s1", "old", seconds=0.05)
     time.sleep(0.12)
-    assert fold_locks.lock(TENANT, "s1", "new", seconds=30)
+    assert take_fold_lock("s1", "new")
     fold_locks.unlock(TENANT, "s1", "old")
     assert lock_value(fake_redis, keyspace) == b"new"
 
