@@ -1,16 +1,17 @@
-"""What one fold costs today, in Redis round trips and CPU, next to what an append costs.
+"""What one fold costs, in Redis round trips and CPU, next to what an append costs.
 
 In one process with the Flask test client, a private redis-server and the extractive
 summarizer (no LLM: the fold's own cost, not a model's). Every command or pipeline sent to
-Redis is counted, in whatever thread sends it. Two runs of the same appends (2 messages per
-POST over 50 sessions):
+Redis is counted (the benchmark's own polling excepted). Two runs of the same appends (2
+messages per POST over 50 sessions):
 
 * window 1000 — no append ever overflows: the cost of an append alone;
 * window 2 — every append overflows, so each one claims a fold that the process's pool
-  runs at once (lock, read, summarize, commit, unlock, due-set bookkeeping, re-check).
+  runs at once (lock and read, summarize, commit, unlock, due-set bookkeeping, re-check).
 
-The difference, per append, is a fold. Long-term memory is off so that index passes do not
-mix in. Prints one line per figure.
+A fold's round trips are those sent by the fold pool's threads, per fold that committed;
+its CPU is the second run's, less its appends' at the first run's rate, per fold. Long-term
+memory is off so that index passes do not mix in. Prints one line per figure.
 
     python -m bench.fold_cost [--appends 400]
 """
