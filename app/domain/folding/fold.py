@@ -17,10 +17,18 @@ from collections.abc import Callable
 
 from app.domain.folding.store import FoldingStore
 from app.domain.folding.summarizer import Line, Summarizer, SummarizerError
-from app.domain.memory.scripts import FoldCommit, FoldFinished
+from app.domain.memory.scripts import FoldCommit
 from app.domain.memory.store import FoldState, SessionStore
 from app.domain.memory.window import overflows, plan_fold
-from app.domain.scheduling.outcome import JobObserver, JobTiming, Outcome, RunResult, backoff, budget_delay
+from app.domain.scheduling.outcome import (
+    FinishedRun,
+    JobObserver,
+    JobTiming,
+    Outcome,
+    RunResult,
+    backoff,
+    budget_delay,
+)
 from app.domain.tenancy.authentication import Principal
 from app.domain.tenancy.usage import UsageLedger
 
@@ -88,7 +96,7 @@ class Fold:
         tenant_id, policy = principal.tenant_id, principal.policy
         plan = plan_fold(state.messages, window_size=policy.window_size, window_tokens=policy.window_tokens)
         if plan is None:
-            return _result(self._finish(principal, session_id, token, None))
+            return self._finish(principal, session_id, token, None).result()
         budget = policy.summary_token_budget_daily
         deferred = (
             budget_delay(self._usage.tokens_spent_today(tenant_id), budget, self.timing.budget_recheck)
@@ -149,11 +157,11 @@ class Fold:
             result.total_tokens,
             (time.perf_counter() - started) * 1000,
         )
-        return _result(finished)
+        return finished.result()
 
     def _finish(
         self, principal: Principal, session_id: str, token: str, commit: FoldCommit | None
-    ) -> FoldFinished:
+    ) -> FinishedRun:
         policy = principal.policy
         return self._sessions.finish_fold(
             principal.tenant_id,
@@ -163,13 +171,3 @@ class Fold:
             window_size=policy.window_size,
             window_tokens=policy.window_tokens,
         )
-
-
-def _result(finished: FoldFinished) -> RunResult:
-    outcome = {"ok": Outcome.DONE, "released": Outcome.NOTHING, "gone": Outcome.GONE}.get(
-        finished.status,
-        Outcome.CONFLICT,  # the lock lapsed, or the window moved underneath
-    )
-    if outcome == Outcome.CONFLICT:
-        return RunResult(outcome)
-    return RunResult(outcome, more_due=finished.more_due if finished.settled else None)

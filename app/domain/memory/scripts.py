@@ -11,6 +11,7 @@ from app.domain.keyspace import SessionRedisKeys
 from app.domain.ratelimit.charge import CHARGE_LIBRARY, RateCharge, RateWindow
 from app.domain.redis_access import Script
 from app.domain.scheduling.claims import CLAIM_LIBRARY
+from app.domain.scheduling.outcome import FinishedRun
 
 MAX_MESSAGE_ID = 2**32 - 1
 
@@ -133,13 +134,6 @@ class FoldEnd:
     now: float
 
 
-@dataclass(frozen=True, slots=True)
-class FoldFinished:
-    status: str  # "ok", "released" (nothing to commit), or why the commit was refused
-    more_due: bool  # the window still overflows
-    settled: bool  # the due mark was settled in the same step
-
-
 class BeginFoldScript:
     def __init__(self) -> None:
         self._script = Script(__package__, "begin_fold.lua")
@@ -154,7 +148,7 @@ class FinishFoldScript:
     def __init__(self) -> None:
         self._script = Script(__package__, "finish_fold.lua")
 
-    def run(self, client: Any, session: SessionRedisKeys, end: FoldEnd, *, due: str | None) -> FoldFinished:
+    def run(self, client: Any, session: SessionRedisKeys, end: FoldEnd, *, due: str | None) -> FinishedRun:
         """``due``: the due set's key when it can join the script (a single node)."""
         commit = end.commit
         args: list[Any] = [
@@ -181,14 +175,7 @@ class FinishFoldScript:
         keys = [session.window, session.meta, session.lock, session.archive]
         if due is not None:
             keys.append(due)
-        status, more_due = self._script.run(client, keys, args)
-        if status == 1:
-            text = "ok"
-        elif status == 0:
-            text = "released"
-        else:
-            text = status.decode()
-        return FoldFinished(text, bool(more_due), due is not None and text in ("ok", "released", "gone"))
+        return FinishedRun.from_reply(self._script.run(client, keys, args), settling=due is not None)
 
 
 class DeleteMessageScript:

@@ -39,7 +39,6 @@ from app.domain.memory.scripts import (
     FinishFoldScript,
     FoldCommit,
     FoldEnd,
-    FoldFinished,
     TenantWideKeys,
 )
 from app.domain.memory.stored_format import (
@@ -54,6 +53,7 @@ from app.domain.ratelimit.charge import ChargeScript
 from app.domain.ratelimit.riding import take_ride
 from app.domain.redis_access import is_cluster, translates_outages
 from app.domain.scheduling.claims import FoldClaim
+from app.domain.scheduling.outcome import FinishedRun
 
 IDEMPOTENCY_SECONDS = 24 * 3600
 
@@ -347,11 +347,11 @@ class SessionStore:
         lock_token: str,
         window_size: int,
         window_tokens: int | None,
-    ) -> FoldFinished:
+    ) -> FinishedRun:
         """End a fold in one round trip: commit it (the new summary, the watermark, exactly
         the folded messages dropped or archived) only if nothing moved underneath, release
         the lock, and re-check the window against its bounds. On a single node the
-        session's due mark is settled in the same step (``FoldFinished.settled``): dropped,
+        session's due mark is settled in the same step (``FinishedRun.settled``): dropped,
         or due now when more is due."""
         end = FoldEnd(
             lock_token=lock_token,

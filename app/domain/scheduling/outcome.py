@@ -32,6 +32,31 @@ class RunResult(NamedTuple):
     more_due: bool | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class FinishedRun:
+    """What a job's finishing script answers (``finish_fold.lua``, ``finish_index.lua``)."""
+
+    status: str  # "ok", "released" (nothing to commit), or why the commit was refused
+    more_due: bool  # there is more to do already
+    settled: bool  # the due mark was settled in the same step (a single node)
+
+    def result(self) -> RunResult:
+        outcome = {"ok": Outcome.DONE, "released": Outcome.NOTHING, "gone": Outcome.GONE}.get(
+            self.status,
+            Outcome.CONFLICT,  # the lock lapsed, or the session moved underneath
+        )
+        if outcome == Outcome.CONFLICT:
+            return RunResult(outcome)
+        return RunResult(outcome, more_due=self.more_due if self.settled else None)
+
+    @classmethod
+    def from_reply(cls, reply: list, *, settling: bool) -> FinishedRun:
+        """From the script's ``{status, more due}``; ``settling``: it was given the due set."""
+        status, more_due = reply
+        text = "ok" if status == 1 else "released" if status == 0 else status.decode()
+        return cls(text, bool(more_due), settling and text in ("ok", "released", "gone"))
+
+
 class JobObserver:
     """Hooks a job reports through (metrics); the default does nothing."""
 

@@ -1,7 +1,9 @@
-"""One index pass: lock → read what is not indexed yet → terms and embeddings → commit.
+"""One index pass: lock and read what is not indexed yet → terms and embeddings → commit,
+unlock and settle — two Redis round trips besides the embedder's own calls
+(``SearchStore.begin_pass`` and ``finish_pass``).
 
 Exactly once, across processes: the pass holds the session's index lock, and the commit
-(``commit_index.lua``) advances the index watermark only if it is still where the pass
+(``finish_index.lua``) advances the index watermark only if it is still where the pass
 read it and every message read still exists. A failed embedding call commits nothing: the
 messages stay pending and the runner retries with backoff.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -17,11 +20,10 @@ from collections.abc import Callable
 import orjson
 
 from app.domain.memory.stored_format import api_message
-from app.domain.scheduling.locking import run_locked
 from app.domain.scheduling.outcome import JobObserver, JobTiming, Outcome, RunResult, backoff, budget_delay
 from app.domain.search.embedder import Embedder, EmbeddingError
 from app.domain.search.keyword import pack_posting
-from app.domain.search.store import IndexCommit, IndexedDocument, SearchStore
+from app.domain.search.store import IndexCommit, IndexedDocument, SearchStore, Unindexed
 from app.domain.search.terms import term_frequencies
 from app.domain.search.vectors import pack_vector
 from app.domain.tenancy.authentication import Principal
@@ -76,27 +78,33 @@ class IndexJob:
             return RunResult(Outcome.GONE)
         if not principal.policy.long_term_memory:
             return RunResult(Outcome.NOTHING)
-        return run_locked(
-            self._store,
-            tenant_id,
-            session_id,
-            seconds=self.timing.lock_seconds,
-            work=lambda token: self._locked(principal, session_id, token),
+        token = secrets.token_hex(16)
+        batch = self._store.begin_pass(
+            tenant_id, session_id, lock_token=token, lock_seconds=self.timing.lock_seconds, most=BATCH
         )
-
-    def _locked(self, principal: Principal, session_id: str, token: str) -> RunResult:
-        tenant_id = principal.tenant_id
-        batch = self._store.unindexed(tenant_id, session_id, most=BATCH)
+        if batch is None:
+            return RunResult(Outcome.BUSY)
         if batch.gen is None:
             return RunResult(Outcome.GONE)
+        try:
+            return self._locked(principal, session_id, token, batch)
+        except BaseException:
+            # E.g. Redis went away mid-pass: never leave the lock to its expiry if it can be
+            # released (a no-op when the finishing script had already released it).
+            self._store.unlock(tenant_id, session_id, token)
+            raise
+
+    def _locked(self, principal: Principal, session_id: str, token: str, batch: Unindexed) -> RunResult:
+        tenant_id = principal.tenant_id
         if batch.last_id <= batch.indexed_to:
-            return RunResult(Outcome.NOTHING)
+            return self._store.finish_pass(tenant_id, session_id, None, lock_token=token).result()
         messages = [orjson.loads(api_message(raw)) for raw in batch.elements]
         texts = [searchable_text(m) for m in messages]
         vectors: list[bytes] = [b""] * len(messages)
         if self.embedder is not None:
             outcome = self._embed(principal, session_id, batch.gen, texts, vectors)
             if outcome is not None:
+                self._store.unlock(tenant_id, session_id, token)
                 return outcome
         postings: dict[str, bytearray] = defaultdict(bytearray)
         documents = []
@@ -112,25 +120,21 @@ class IndexJob:
             index.ensure(len(next(v for v in vectors if v)) // 4)
         # A full batch may have left messages out: the watermark stops at the last one read.
         watermark = int(messages[-1]["id"]) if len(messages) == BATCH else batch.last_id
-        status = self._store.commit(
+        finished = self._store.finish_pass(
             tenant_id,
             session_id,
             IndexCommit(
-                token,
                 batch.gen,
                 batch.indexed_to,
                 watermark,
                 documents,
                 {t: bytes(p) for t, p in postings.items()},
             ),
+            lock_token=token,
         )
         # A pass follows nearly every write: its line is DEBUG (failures are WARNING).
-        log.debug("index tenant=%s status=%s documents=%d", tenant_id, status, len(documents))
-        if status == "ok":
-            return RunResult(Outcome.DONE)
-        if status == "gone":
-            return RunResult(Outcome.GONE)
-        return RunResult(Outcome.CONFLICT)
+        log.debug("index tenant=%s status=%s documents=%d", tenant_id, finished.status, len(documents))
+        return finished.result()
 
     def _embed(
         self, principal: Principal, session_id: str, gen: str, texts: list[str], vectors: list[bytes]
@@ -141,10 +145,11 @@ class IndexJob:
         wanted = [i for i, text in enumerate(texts) if text.strip()]
         if not wanted:
             return None
-        deferred = budget_delay(
-            self._usage.tokens_spent_today(tenant_id),
-            policy.summary_token_budget_daily,
-            self.timing.budget_recheck,
+        budget = policy.summary_token_budget_daily
+        deferred = (
+            budget_delay(self._usage.tokens_spent_today(tenant_id), budget, self.timing.budget_recheck)
+            if budget
+            else None
         )
         if deferred is not None:
             return RunResult(Outcome.DEFERRED, deferred)

@@ -1,5 +1,6 @@
-"""Every Redis command of search: reading what is not indexed yet, committing an index
-pass, and reading postings, vectors and messages back for a query.
+"""Every Redis command of search: an index pass (``begin_index.lua`` takes the lock and reads
+what is not indexed yet, ``finish_index.lua`` commits, releases and settles), and reading
+postings, vectors and messages back for a query.
 
 A session's search data lives beside its messages, in its hash tag (so it works on Redis
 Cluster and is erased with the session): ``:x`` term → postings, ``:d`` message id →
@@ -10,6 +11,7 @@ Cluster and is erased with the session): ``:x`` term → postings, ``:d`` messag
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,7 +19,8 @@ from redis import Redis
 
 from app.domain.keyspace import Keyspace, encode_session_id
 from app.domain.memory.stored_format import api_message, message_id
-from app.domain.redis_access import Script, translates_outages
+from app.domain.redis_access import Script, is_cluster, translates_outages
+from app.domain.scheduling.outcome import FinishedRun
 from app.domain.search.keyword import SessionPostings
 from app.domain.search.redisearch import VectorIndex
 
@@ -39,7 +42,6 @@ class IndexedDocument:
 
 @dataclass(frozen=True, slots=True)
 class IndexCommit:
-    lock_token: str
     gen: str
     expected_watermark: int
     watermark: int
@@ -55,8 +57,10 @@ class SearchStore:
         self._redis = redis
         self._keys = keyspace
         self._vector_index = vector_index
-        self._read_unindexed = Script(__package__, "read_unindexed.lua")
-        self._commit = Script(__package__, "commit_index.lua")
+        # On Redis Cluster the due set lives in another slot than the session.
+        self._cluster = is_cluster(redis)
+        self._begin = Script(__package__, "begin_index.lua")
+        self._finish = Script(__package__, "finish_index.lua")
         self._release = Script("app.domain.scheduling", "release_lock.lua")
         self._note_failure = Script("app.domain.scheduling", "note_failure.lua")
 
@@ -68,18 +72,24 @@ class SearchStore:
 
     # --- indexing ----------------------------------------------------------------------
 
-    def lock(self, tenant_id: str, session_id: str, token: str, *, seconds: float) -> bool:
-        key = self._keys.session(tenant_id, session_id).index_lock
-        return bool(self._redis.set(key, token, nx=True, px=int(seconds * 1000)))
-
     def unlock(self, tenant_id: str, session_id: str, token: str) -> None:
         self._release.run(self._redis, [self._keys.session(tenant_id, session_id).index_lock], [token])
 
-    def unindexed(self, tenant_id: str, session_id: str, *, most: int) -> Unindexed:
+    def begin_pass(
+        self, tenant_id: str, session_id: str, *, lock_token: str, lock_seconds: float, most: int
+    ) -> Unindexed | None:
+        """Take the session's index lock and read at most ``most`` messages not indexed yet,
+        oldest first, in one round trip. None while another process holds the lock; no
+        lock is kept when the session does not exist (``gen`` None)."""
         keys = self._keys.session(tenant_id, session_id)
-        gen, indexed_to, last_id, *elements = self._read_unindexed.run(
-            self._redis, [keys.window, keys.meta, keys.archive], [most]
+        reply = self._begin.run(
+            self._redis,
+            [keys.index_lock, keys.window, keys.meta, keys.archive],
+            [lock_token, int(lock_seconds * 1000), most],
         )
+        if reply == 0:
+            return None
+        gen, indexed_to, last_id, *elements = reply
         return Unindexed(gen.decode() if gen else None, int(indexed_to), int(last_id), elements)
 
     def note_failure(self, tenant_id: str, session_id: str, *, gen: str, code: str) -> int | None:
@@ -94,24 +104,39 @@ class SearchStore:
         last_id, indexed_to = self._redis.hmget(self._keys.session(tenant_id, session_id).meta, "next", "ix")
         return int(last_id or 0) - int(indexed_to or 0)
 
-    def commit(self, tenant_id: str, session_id: str, commit: IndexCommit) -> str:
-        """``"ok"``, or why it refused: ``lock``, ``gone``, ``moved``, ``changed``."""
+    def finish_pass(
+        self, tenant_id: str, session_id: str, commit: IndexCommit | None, *, lock_token: str
+    ) -> FinishedRun:
+        """End an index pass in one round trip: commit it only if nothing moved underneath,
+        release the lock, and say whether messages given since are still unindexed. On a
+        single node the session's index due mark is settled in the same step: dropped, or
+        due now when more is pending."""
         keys = self._keys.session(tenant_id, session_id)
-        args: list[str | int | bytes] = [
-            commit.lock_token,
-            commit.gen,
-            commit.expected_watermark,
-            commit.watermark,
-            len(commit.documents),
-            len(commit.postings),
-            index.session_prefix(tenant_id, session_id) if (index := self.vector_index) is not None else "",
-            tenant_id,
-            encode_session_id(session_id),
+        args: list[str | int | float | bytes] = [
+            lock_token,
+            self._keys.due_member(tenant_id, session_id),
+            time.time(),
         ]
-        for document in commit.documents:
-            args += [document.message_id, document.record, document.vector]
-        for term, added in commit.postings.items():
-            args += [term, added]
+        if commit is None:
+            args += ["0", "", 0, 0, 0, 0, "", "", ""]
+        else:
+            args += [
+                "1",
+                commit.gen,
+                commit.expected_watermark,
+                commit.watermark,
+                len(commit.documents),
+                len(commit.postings),
+                index.session_prefix(tenant_id, session_id)
+                if (index := self.vector_index) is not None
+                else "",
+                tenant_id,
+                encode_session_id(session_id),
+            ]
+            for document in commit.documents:
+                args += [document.message_id, document.record, document.vector]
+            for term, added in commit.postings.items():
+                args += [term, added]
         redis_keys = [
             keys.window,
             keys.meta,
@@ -121,8 +146,10 @@ class SearchStore:
             keys.vectors,
             keys.index_lock,
         ]
-        result = self._commit.run(self._redis, redis_keys, args)
-        return "ok" if result == 1 else result.decode()
+        if not self._cluster:
+            redis_keys.append(self._keys.index_due)
+        reply = self._finish.run(self._redis, redis_keys, args)
+        return FinishedRun.from_reply(reply, settling=not self._cluster)
 
     # --- queries -----------------------------------------------------------------------
 

@@ -14,8 +14,8 @@ from app.domain.memory.scripts import (
     FinishFoldScript,
     FoldCommit,
     FoldEnd,
-    FoldFinished,
 )
+from app.domain.scheduling.outcome import FinishedRun
 
 from .conftest import TENANT, messages
 
@@ -87,7 +87,7 @@ def finish(
     window_size: int = 100,
     window_tokens: int | None = None,
     due: str | None = None,
-) -> FoldFinished:
+) -> FinishedRun:
     end = FoldEnd(token, fold, window_size, window_tokens, due_member=MEMBER, now=NOW)
     return FinishFoldScript().run(client, keys, end, due=due)
 
@@ -365,7 +365,7 @@ def test_finishing_never_releases_a_lock_another_process_holds_now(fake_redis, k
 
 def test_finishing_without_a_commit_changes_nothing_but_the_lock(fake_redis, keys, gen):
     before = snapshot(fake_redis, keys)
-    assert finish(fake_redis, keys, None) == FoldFinished("released", more_due=False, settled=False)
+    assert finish(fake_redis, keys, None) == FinishedRun("released", more_due=False, settled=False)
     assert snapshot(fake_redis, keys) == before
 
 
@@ -390,14 +390,14 @@ def test_finishing_re_checks_the_window_after_the_commit(
 def test_on_a_single_node_a_settled_fold_drops_its_due_mark(fake_redis, keys, gen):
     fake_redis.zadd(DUE, {MEMBER: NOW + 150})  # this fold's lease
     finished = finish(fake_redis, keys, commit(gen, [1, 2]), window_size=2, due=DUE)
-    assert finished == FoldFinished("ok", more_due=False, settled=True)
+    assert finished == FinishedRun("ok", more_due=False, settled=True)
     assert fake_redis.zscore(DUE, MEMBER) is None
 
 
 def test_on_a_single_node_a_fold_with_more_to_do_leaves_the_session_due_now(fake_redis, keys, gen):
     fake_redis.zadd(DUE, {MEMBER: NOW + 150})
     finished = finish(fake_redis, keys, commit(gen, [1]), window_size=2, due=DUE)
-    assert finished == FoldFinished("ok", more_due=True, settled=True)
+    assert finished == FinishedRun("ok", more_due=True, settled=True)
     assert fake_redis.zscore(DUE, MEMBER) == NOW, "due now, so a claim can take it at once"
 
 

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from app.domain import tokens
-from app.domain.scheduling.outcome import Outcome, RunResult
+from app.domain.scheduling.outcome import Outcome
 from app.domain.search.embedder import EmbeddingError, OpenAIEmbedder
 from app.domain.search.service import SearchService
 from devtools.fake_llm import EMBEDDING_DIMS, embedding
@@ -192,7 +192,7 @@ def test_an_index_pass_stores_the_servers_vectors_and_vector_search_finds_them(
 ):
     embedder = OpenAIEmbedder(client, MODEL)
     seed("s1", "the cat sat on the mat", "stock prices fell sharply")
-    assert make_job(embedder=embedder).run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert make_job(embedder=embedder).run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     stored = index_state(fake_redis, keyspace, "s1").vectors
     assert stored[1] == pytest.approx(embedding("the cat sat on the mat"), abs=1e-6)
     service = SearchService(search_store, sessions, usage, embedder, exact_vector_limit=100)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from app.domain.memory.stored_format import NewMessage
-from app.domain.scheduling.outcome import Outcome, RunResult, backoff
+from app.domain.scheduling.outcome import FinishedRun, Outcome, RunResult, backoff
 from app.domain.search import indexing
 from app.domain.search.embedder import EmbeddingError
 from app.domain.search.indexing import IndexJob, searchable_text
@@ -25,11 +25,13 @@ class HookedStore(SearchStore):
 
     before_commit: Callable[[], None] | None = None
 
-    def commit(self, tenant_id: str, session_id: str, commit: IndexCommit) -> str:
-        if self.before_commit is not None:
+    def finish_pass(
+        self, tenant_id: str, session_id: str, commit: IndexCommit | None, *, lock_token: str
+    ) -> FinishedRun:
+        if self.before_commit is not None and commit is not None:
             hook, self.before_commit = self.before_commit, None
             hook()
-        return super().commit(tenant_id, session_id, commit)
+        return super().finish_pass(tenant_id, session_id, commit, lock_token=lock_token)
 
 
 def lock_key(keyspace, session_id: str = "s1", tenant_id: str = TENANT) -> str:
@@ -52,7 +54,7 @@ def test_a_pass_indexes_every_new_message_and_is_done(
     job, seed, embedder, search_store, fake_redis, keyspace
 ):
     seed("s1", "red apple", "green pear", "apple pie")
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     state = index_state(fake_redis, keyspace, "s1")
     assert state.indexed_ids == [1, 2, 3]
     assert state.postings["apple"] == [(1, 1, 2), (3, 1, 2)]
@@ -74,7 +76,7 @@ def test_a_second_pass_finds_nothing_and_writes_nothing(job, seed, embedder, fak
     seed("s1", "red apple", "green pear")
     job.run(TENANT, "s1")
     before = snapshot(fake_redis)
-    assert job.run(TENANT, "s1") == RunResult(Outcome.NOTHING)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.NOTHING, None)
     assert snapshot(fake_redis) == before
     assert len(embedder.calls) == 1
 
@@ -82,7 +84,7 @@ def test_a_second_pass_finds_nothing_and_writes_nothing(job, seed, embedder, fak
 def test_another_process_finds_nothing_once_the_first_committed(job, make_job, seed, embedder):
     seed("s1", "red apple")
     assert job.run(TENANT, "s1")[0] == Outcome.DONE
-    assert make_job().run(TENANT, "s1") == RunResult(Outcome.NOTHING)
+    assert make_job().run(TENANT, "s1")[:2] == (Outcome.NOTHING, None)
     assert len(embedder.calls) == 1
 
 
@@ -90,7 +92,7 @@ def test_the_next_pass_indexes_only_the_messages_added_since(job, seed, embedder
     seed("s1", "apple one", "apple two")
     job.run(TENANT, "s1")
     seed("s1", "apple three")
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     assert embedder.calls[1] == ["apple three"]
     state = index_state(fake_redis, keyspace, "s1")
     assert [mid for mid, _, _ in state.postings["apple"]] == [1, 2, 3]
@@ -123,7 +125,7 @@ def test_a_message_deleted_between_read_and_commit_makes_the_commit_refuse_and_t
     assert job.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
     state = index_state(fake_redis, keyspace, "s1")
     assert (state.indexed_to, state.documents, state.postings, state.vectors) == (0, {}, {}, {})
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     state = index_state(fake_redis, keyspace, "s1")
     assert state.indexed_ids == [1, 3]
     assert "pear" not in state.postings and sorted(state.vectors) == [1, 3]
@@ -140,7 +142,7 @@ def test_without_embeddings_a_message_deleted_before_the_commit_is_refused_too(
     store.before_commit = lambda: sessions.delete_message(TENANT, "s1", 1)
     assert job.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
     assert index_state(fake_redis, keyspace, "s1").documents == {}
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     assert index_state(fake_redis, keyspace, "s1").indexed_ids == [2]
 
 
@@ -149,10 +151,10 @@ def test_messages_appended_during_a_pass_wait_for_the_next_one(
 ):
     seed("s1", "apple")
     embedder.during = lambda: seed("s1", "pear")
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     assert index_state(fake_redis, keyspace, "s1").indexed_to == 1
     assert job.still_due(tenants(TENANT), "s1")
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     assert index_state(fake_redis, keyspace, "s1").indexed_ids == [1, 2]
 
 
@@ -177,9 +179,9 @@ def test_a_pass_started_while_one_is_embedding_is_busy_and_then_finds_nothing(
     other = make_job()
     seen: list[tuple[str, float | None]] = []
     embedder.during = lambda: seen.append(other.run(TENANT, "s1"))
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     assert seen == [RunResult(Outcome.BUSY)]
-    assert other.run(TENANT, "s1") == RunResult(Outcome.NOTHING)
+    assert other.run(TENANT, "s1")[:2] == (Outcome.NOTHING, None)
     assert_each_message_indexed_once(index_state(fake_redis, keyspace, "s1"))
 
 
@@ -191,7 +193,7 @@ def test_a_pass_whose_lock_lapsed_while_another_indexed_commits_nothing(
 
     def lock_lapses_and_another_process_indexes() -> None:
         fake_redis.delete(lock_key(keyspace))
-        assert other.run(TENANT, "s1") == RunResult(Outcome.DONE)
+        assert other.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
 
     embedder.during = lock_lapses_and_another_process_indexes
     assert job.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
@@ -239,7 +241,7 @@ def test_the_lock_is_released_even_when_the_embedder_crashes(job, seed, embedder
 
 
 def test_a_session_that_does_not_exist_is_gone_and_no_key_is_left_behind(job, fake_redis, embedder):
-    assert job.run(TENANT, "never") == RunResult(Outcome.GONE)
+    assert job.run(TENANT, "never")[:2] == (Outcome.GONE, None)
     assert fake_redis.keys("*") == []
     assert embedder.calls == []
 
@@ -248,7 +250,7 @@ def test_a_removed_tenant_is_gone_and_nothing_is_written(job, seed, tenants, fak
     seed("s1", "apple")
     tenants.remove(TENANT)
     before = snapshot(fake_redis)
-    assert job.run(TENANT, "s1") == RunResult(Outcome.GONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.GONE, None)
     assert snapshot(fake_redis) == before
     assert embedder.calls == []
 
@@ -259,7 +261,7 @@ def test_long_term_memory_off_is_nothing_and_nothing_is_written(
     seed("s1", "apple")
     tenants.add(TENANT, make_policy(long_term_memory=False))
     before = snapshot(fake_redis)
-    assert job.run(TENANT, "s1") == RunResult(Outcome.NOTHING)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.NOTHING, None)
     assert snapshot(fake_redis) == before
     assert embedder.calls == []
     assert not job.still_due(tenants(TENANT), "s1")
@@ -278,9 +280,9 @@ def test_a_session_that_expired_and_was_recreated_during_the_pass_is_gone_and_ke
         seed("s1", "new pear")
 
     embedder.during = expire_and_recreate
-    assert job.run(TENANT, "s1") == RunResult(Outcome.GONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.GONE, None)
     assert index_state(fake_redis, keyspace, "s1").documents == {}
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     state = index_state(fake_redis, keyspace, "s1")
     assert state.documents == {1: "2 new pear"}
     assert "apple" not in state.postings
@@ -294,7 +296,7 @@ def test_a_session_deleted_during_the_pass_is_not_brought_back_by_the_commit(
     # Deleting a session also deletes its index lock, so the commit refuses for the lock.
     assert job.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
     assert fake_redis.keys("rc:{acme:s1}*") == []
-    assert job.run(TENANT, "s1") == RunResult(Outcome.GONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.GONE, None)
     assert fake_redis.keys("rc:{acme:s1}*") == []
 
 
@@ -312,7 +314,7 @@ def test_a_session_deleted_and_recreated_during_the_pass_gets_only_its_own_messa
     # even looking at the generation), and the runner retries soon.
     assert job.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
     assert index_state(fake_redis, keyspace, "s1").documents == {}
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     assert index_state(fake_redis, keyspace, "s1").documents == {1: "2 new pear"}
 
 
@@ -357,7 +359,7 @@ def test_the_next_commit_resets_the_failure_count(job, seed, embedder, fake_redi
     job.run(TENANT, "s1")
     assert index_state(fake_redis, keyspace, "s1").failures == 2
     embedder.error = None
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     state = index_state(fake_redis, keyspace, "s1")
     assert (state.failures, state.error, state.indexed_ids) == (0, None, [1])
 
@@ -368,7 +370,7 @@ def test_an_embedding_failure_of_a_session_deleted_meanwhile_is_gone_and_writes_
     seed("s1", "apple")
     embedder.during = lambda: sessions.delete_session(TENANT, "s1")
     embedder.error = EmbeddingError("boom")
-    assert job.run(TENANT, "s1") == RunResult(Outcome.GONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.GONE, None)
     assert fake_redis.keys("rc:{acme:s1}*") == []
 
 
@@ -403,7 +405,7 @@ def test_below_the_budget_a_pass_runs_and_bills_its_embedding_tokens(
     tenants.add(TENANT, make_policy(summary_token_budget_daily=100))
     usage.record_llm(TENANT, calls=1, prompt_tokens=99, completion_tokens=0)
     seed("s1", "apple", "pear")
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     assert usage.tokens_spent_today(TENANT) == 99 + 2 * embedder.tokens_per_text
     assert usage.report(TENANT, sessions=1)["llm_calls"]["today"] == 2
     assert observer.llm_calls == [(TENANT, 6, 0)]
@@ -413,7 +415,7 @@ def test_other_tenants_spending_does_not_defer_this_one(job, seed, tenants, make
     tenants.add(TENANT, make_policy(summary_token_budget_daily=100))
     usage.record_llm(OTHER, calls=1, prompt_tokens=1000, completion_tokens=0)
     seed("s1", "apple")
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
 
 
 def test_without_embeddings_a_spent_budget_does_not_stop_keyword_indexing(
@@ -422,7 +424,7 @@ def test_without_embeddings_a_spent_budget_does_not_stop_keyword_indexing(
     tenants.add(TENANT, make_policy(summary_token_budget_daily=100))
     usage.record_llm(TENANT, calls=1, prompt_tokens=500, completion_tokens=0)
     seed("s1", "apple")
-    assert keyword_job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert keyword_job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     state = index_state(fake_redis, keyspace, "s1")
     assert (state.indexed_ids, state.vectors) == ([1], {})
     assert usage.tokens_spent_today(TENANT) == 500
@@ -434,7 +436,7 @@ def test_messages_without_text_need_no_embedding_and_so_no_budget(
     tenants.add(TENANT, make_policy(summary_token_budget_daily=100))
     usage.record_llm(TENANT, calls=1, prompt_tokens=100, completion_tokens=0)
     seed("s1", "", "   \n")
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     assert embedder.calls == []
     state = index_state(fake_redis, keyspace, "s1")
     assert (state.documents, state.vectors, state.documents_count) == ({1: "0", 2: "0"}, {}, 2)
@@ -490,11 +492,11 @@ def test_a_full_batch_whose_tail_was_deleted_advances_only_to_the_last_message_r
     seed("s1", "a1", "a2", "a3", "a4", "a5")
     sessions.delete_message(TENANT, "s1", 4)
     sessions.delete_message(TENANT, "s1", 5)
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     assert index_state(fake_redis, keyspace, "s1").indexed_to == 3
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     assert index_state(fake_redis, keyspace, "s1").indexed_to == 5
-    assert job.run(TENANT, "s1") == RunResult(Outcome.NOTHING)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.NOTHING, None)
     assert index_state(fake_redis, keyspace, "s1").indexed_ids == [1, 2, 3]
 
 
@@ -523,7 +525,7 @@ def test_the_shipped_batch_is_256_messages(keyword_job, sessions, search_store, 
 def test_archived_messages_are_indexed(job, seed, archive, fake_redis, keyspace):
     seed("s1", "apple", "pear", "plum", "fig")
     archive("s1", 3)
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     state = index_state(fake_redis, keyspace, "s1")
     assert state.indexed_ids == [1, 2, 3, 4]
     assert sorted(state.vectors) == [1, 2, 3, 4]
@@ -534,7 +536,7 @@ def test_messages_folded_into_the_archive_during_a_pass_are_still_committed(
 ):
     seed("s1", "apple", "pear", "plum")
     embedder.during = lambda: archive("s1", 2)
-    assert job.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert job.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
     assert index_state(fake_redis, keyspace, "s1").indexed_ids == [1, 2, 3]
 
 
@@ -594,7 +596,7 @@ def test_closing_the_job_closes_its_embedder_and_without_one_does_nothing(job, k
 def test_a_job_needs_no_observer_or_rng(search_store, tenants, usage, embedder, timing, seed):
     seed("s1", "apple")
     plain = IndexJob(search_store, tenants, usage, embedder, timing)
-    assert plain.run(TENANT, "s1") == RunResult(Outcome.DONE)
+    assert plain.run(TENANT, "s1")[:2] == (Outcome.DONE, None)
 
 
 def test_sessions_of_other_tenants_with_the_same_id_are_indexed_separately(job, seed, fake_redis, keyspace):
@@ -602,7 +604,7 @@ def test_sessions_of_other_tenants_with_the_same_id_are_indexed_separately(job, 
     seed("s1", "pear", "plum", tenant_id=OTHER)
     job.run(TENANT, "s1")
     assert index_state(fake_redis, keyspace, "s1", tenant_id=OTHER).documents == {}
-    assert job.run(OTHER, "s1") == RunResult(Outcome.DONE)
+    assert job.run(OTHER, "s1")[:2] == (Outcome.DONE, None)
     assert index_state(fake_redis, keyspace, "s1").documents == {1: "1 apple"}
     assert index_state(fake_redis, keyspace, "s1", tenant_id=OTHER).documents == {1: "1 pear", 2: "1 plum"}
 

@@ -11,7 +11,7 @@ import pytest
 from app.domain.errors import StoreUnavailable
 from app.domain.memory.stored_format import api_message, message_id
 from app.domain.search.keyword import SessionPostings, pack_posting
-from app.domain.search.store import IndexCommit, IndexedDocument, SearchStore
+from app.domain.search.store import IndexCommit, IndexedDocument, SearchStore, Unindexed
 from app.domain.search.terms import term_frequencies
 from app.domain.search.vectors import pack_vector
 
@@ -20,8 +20,27 @@ from .fakes import OTHER, TENANT, index_state, snapshot
 TOKEN = "index-token"
 
 
-def hold_lock(store: SearchStore, session_id: str = "s1", tenant_id: str = TENANT) -> None:
-    assert store.lock(tenant_id, session_id, TOKEN, seconds=30)
+def begin(
+    store: SearchStore,
+    session_id: str = "s1",
+    *,
+    tenant_id: str = TENANT,
+    token: str = TOKEN,
+    most: int = 1000,
+) -> Unindexed:
+    """Begin an index pass: the lock is ``token``'s until its commit (or ``unlock``)."""
+    batch = store.begin_pass(tenant_id, session_id, lock_token=token, lock_seconds=30, most=most)
+    assert batch is not None, "the index lock is held by someone else"
+    return batch
+
+
+def read_unindexed(
+    store: SearchStore, session_id: str = "s1", *, most: int, tenant_id: str = TENANT
+) -> Unindexed:
+    """What a pass would read now (its lock taken and released again)."""
+    batch = begin(store, session_id, tenant_id=tenant_id, token="reader", most=most)
+    store.unlock(tenant_id, session_id, "reader")
+    return batch
 
 
 def commit_for(
@@ -30,10 +49,9 @@ def commit_for(
     *,
     tenant_id: str = TENANT,
     vectors: dict[int, list[float]] | None = None,
-    token: str = TOKEN,
 ) -> IndexCommit:
     """The commit an index pass would make of everything unindexed, read now."""
-    batch = store.unindexed(tenant_id, session_id, most=1000)
+    batch = read_unindexed(store, session_id, tenant_id=tenant_id, most=1000)
     documents, postings = [], {}
     for raw in batch.elements:
         message = orjson.loads(api_message(raw))
@@ -42,54 +60,125 @@ def commit_for(
             postings[term] = postings.get(term, b"") + pack_posting(message["id"], frequency, length)
         vector = pack_vector(vectors[message["id"]]) if vectors and message["id"] in vectors else b""
         documents.append(IndexedDocument(message["id"], " ".join([str(length), *frequencies]), vector))
-    return IndexCommit(token, batch.gen or "", batch.indexed_to, batch.last_id, documents, postings)
+    return IndexCommit(batch.gen or "", batch.indexed_to, batch.last_id, documents, postings)
+
+
+def finish(
+    store: SearchStore, index_commit: IndexCommit, session_id: str = "s1", *, token: str = TOKEN
+) -> str:
+    """The status of finishing a pass with this commit."""
+    return store.finish_pass(TENANT, session_id, index_commit, lock_token=token).status
 
 
 def index_all(store: SearchStore, session_id: str = "s1", *, tenant_id: str = TENANT, **kwargs) -> None:
-    hold_lock(store, session_id, tenant_id)
-    assert (
-        store.commit(tenant_id, session_id, commit_for(store, session_id, tenant_id=tenant_id, **kwargs))
-        == "ok"
-    )
-    store.unlock(tenant_id, session_id, TOKEN)
+    index_commit = commit_for(store, session_id, tenant_id=tenant_id, **kwargs)
+    begin(store, session_id, tenant_id=tenant_id)
+    assert store.finish_pass(tenant_id, session_id, index_commit, lock_token=TOKEN).status == "ok"
 
 
-# --- the index lock ------------------------------------------------------------------------------
+# --- the index lock: taken by begin_pass, released by finish_pass (or unlock) --------------------
 
 
-def test_the_index_lock_is_taken_by_one_holder_at_a_time_and_expires(search_store, fake_redis, keyspace):
-    assert search_store.lock(TENANT, "s1", "first", seconds=30)
-    assert not search_store.lock(TENANT, "s1", "second", seconds=30)
+def test_the_index_lock_is_taken_by_one_holder_at_a_time_and_expires(
+    search_store, seed, fake_redis, keyspace
+):
+    seed("s1", "a")
+    begin(search_store, token="first")
+    assert search_store.begin_pass(TENANT, "s1", lock_token="second", lock_seconds=30, most=10) is None
     key = keyspace.session(TENANT, "s1").index_lock
     assert fake_redis.get(key) == b"first"
     assert 29_000 < fake_redis.pttl(key) <= 30_000
 
 
-def test_unlock_releases_only_the_holders_own_lock(search_store, fake_redis, keyspace):
-    search_store.lock(TENANT, "s1", "first", seconds=30)
+def test_unlock_releases_only_the_holders_own_lock(search_store, seed, fake_redis, keyspace):
+    seed("s1", "a")
+    begin(search_store, token="first")
     search_store.unlock(TENANT, "s1", "someone-else")
     assert fake_redis.get(keyspace.session(TENANT, "s1").index_lock) == b"first"
     search_store.unlock(TENANT, "s1", "first")
     assert not fake_redis.exists(keyspace.session(TENANT, "s1").index_lock)
-    assert search_store.lock(TENANT, "s1", "second", seconds=30)
+    begin(search_store, token="second")
 
 
-def test_the_index_lock_is_not_the_fold_lock(search_store, fake_redis, keyspace):
+def test_the_index_lock_is_not_the_fold_lock(search_store, seed, fake_redis, keyspace):
+    seed("s1", "a")
     fake_redis.set(keyspace.session(TENANT, "s1").lock, "a-fold")
-    assert search_store.lock(TENANT, "s1", TOKEN, seconds=30)
+    begin(search_store)
+
+
+def test_beginning_a_pass_of_a_session_that_does_not_exist_keeps_no_lock(search_store, fake_redis, keyspace):
+    batch = begin(search_store, "nope")
+    assert batch.gen is None
+    assert not fake_redis.exists(keyspace.session(TENANT, "nope").index_lock)
+
+
+def test_finishing_a_pass_releases_its_own_lock_committed_or_not(search_store, seed, fake_redis, keyspace):
+    seed("s1", "a")
+    index_commit = commit_for(search_store)
+    begin(search_store)
+    assert finish(search_store, index_commit) == "ok"
+    assert not fake_redis.exists(keyspace.session(TENANT, "s1").index_lock)
+    begin(search_store)
+    assert search_store.finish_pass(TENANT, "s1", None, lock_token=TOKEN).status == "released"
+    assert not fake_redis.exists(keyspace.session(TENANT, "s1").index_lock)
+    begin(search_store, token="someone-else")
+    assert search_store.finish_pass(TENANT, "s1", None, lock_token=TOKEN).status == "released"
+    assert fake_redis.get(keyspace.session(TENANT, "s1").index_lock) == b"someone-else"
+
+
+# --- finishing a pass: the re-check and the due mark ---------------------------------------------
+
+
+def test_on_a_single_node_a_finished_pass_drops_its_due_mark_when_nothing_is_pending(
+    search_store, seed, fake_redis, keyspace
+):
+    seed("s1", "a", "b")
+    member = keyspace.due_member(TENANT, "s1")
+    fake_redis.zadd(keyspace.index_due, {member: 10**10})  # this pass's lease
+    index_commit = commit_for(search_store)
+    begin(search_store)
+    finished = search_store.finish_pass(TENANT, "s1", index_commit, lock_token=TOKEN)
+    assert (finished.status, finished.more_due, finished.settled) == ("ok", False, True)
+    assert fake_redis.zscore(keyspace.index_due, member) is None
+
+
+def test_messages_given_during_a_pass_leave_the_session_due_now(search_store, seed, fake_redis, keyspace):
+    seed("s1", "a", "b")
+    member = keyspace.due_member(TENANT, "s1")
+    fake_redis.zadd(keyspace.index_due, {member: 10**10})
+    index_commit = commit_for(search_store)
+    begin(search_store)
+    seed("s1", "c")  # its NX mark cannot move the lease
+    finished = search_store.finish_pass(TENANT, "s1", index_commit, lock_token=TOKEN)
+    assert (finished.status, finished.more_due, finished.settled) == ("ok", True, True)
+    assert fake_redis.zscore(keyspace.index_due, member) < 10**10, "due now, not at the lease's end"
+
+
+def test_a_refused_commit_leaves_the_due_mark_to_the_runner(
+    search_store, sessions, seed, fake_redis, keyspace
+):
+    seed("s1", "a", "b")
+    member = keyspace.due_member(TENANT, "s1")
+    fake_redis.zadd(keyspace.index_due, {member: 10**10})
+    index_commit = commit_for(search_store)
+    begin(search_store)
+    sessions.delete_message(TENANT, "s1", 2)
+    finished = search_store.finish_pass(TENANT, "s1", index_commit, lock_token=TOKEN)
+    assert (finished.status, finished.settled) == ("changed", False)
+    assert fake_redis.zscore(keyspace.index_due, member) == 10**10
 
 
 # --- reading what is not indexed yet -------------------------------------------------------------
 
 
 def test_a_session_that_does_not_exist_has_no_generation_and_nothing_to_index(search_store):
-    batch = search_store.unindexed(TENANT, "nope", most=10)
+    batch = read_unindexed(search_store, "nope", most=10)
     assert (batch.gen, batch.indexed_to, batch.last_id, batch.elements) == (None, 0, 0, [])
 
 
 def test_a_new_session_has_every_message_unindexed_oldest_first(search_store, seed, fake_redis, keyspace):
     seed("s1", "one", "two", "three")
-    batch = search_store.unindexed(TENANT, "s1", most=10)
+    batch = read_unindexed(search_store, "s1", most=10)
     assert batch.gen == fake_redis.hget(keyspace.session(TENANT, "s1").meta, "gen").decode()
     assert (batch.indexed_to, batch.last_id) == (0, 3)
     assert [message_id(e) for e in batch.elements] == [1, 2, 3]
@@ -98,7 +187,7 @@ def test_a_new_session_has_every_message_unindexed_oldest_first(search_store, se
 
 def test_at_most_the_asked_number_of_messages_are_read(search_store, seed):
     seed("s1", "a", "b", "c", "d")
-    batch = search_store.unindexed(TENANT, "s1", most=2)
+    batch = read_unindexed(search_store, "s1", most=2)
     assert [message_id(e) for e in batch.elements] == [1, 2]
     assert batch.last_id == 4, "the last id given is reported even when not read"
 
@@ -107,7 +196,7 @@ def test_only_messages_above_the_watermark_are_read(search_store, seed):
     seed("s1", "a", "b")
     index_all(search_store)
     seed("s1", "c", "d")
-    batch = search_store.unindexed(TENANT, "s1", most=10)
+    batch = read_unindexed(search_store, "s1", most=10)
     assert (batch.indexed_to, batch.last_id) == (2, 4)
     assert [message_id(e) for e in batch.elements] == [3, 4]
 
@@ -117,9 +206,9 @@ def test_archived_messages_are_read_before_the_window_and_count_against_the_limi
 ):
     seed("s1", "a", "b", "c", "d", "e")
     archive("s1", 3)
-    assert [message_id(e) for e in search_store.unindexed(TENANT, "s1", most=10).elements] == [1, 2, 3, 4, 5]
-    assert [message_id(e) for e in search_store.unindexed(TENANT, "s1", most=2).elements] == [1, 2]
-    assert [message_id(e) for e in search_store.unindexed(TENANT, "s1", most=4).elements] == [1, 2, 3, 4]
+    assert [message_id(e) for e in read_unindexed(search_store, "s1", most=10).elements] == [1, 2, 3, 4, 5]
+    assert [message_id(e) for e in read_unindexed(search_store, "s1", most=2).elements] == [1, 2]
+    assert [message_id(e) for e in read_unindexed(search_store, "s1", most=4).elements] == [1, 2, 3, 4]
 
 
 def test_archived_messages_below_the_watermark_are_not_read_again(search_store, seed, archive):
@@ -127,13 +216,13 @@ def test_archived_messages_below_the_watermark_are_not_read_again(search_store, 
     index_all(search_store)
     seed("s1", "d")
     archive("s1", 3)
-    assert [message_id(e) for e in search_store.unindexed(TENANT, "s1", most=10).elements] == [4]
+    assert [message_id(e) for e in read_unindexed(search_store, "s1", most=10).elements] == [4]
 
 
 def test_deleted_messages_are_not_read_but_their_ids_stay_pending(search_store, sessions, seed):
     seed("s1", "a", "b", "c")
     sessions.delete_message(TENANT, "s1", 3)
-    batch = search_store.unindexed(TENANT, "s1", most=10)
+    batch = read_unindexed(search_store, "s1", most=10)
     assert [message_id(e) for e in batch.elements] == [1, 2]
     assert batch.last_id == 3
     assert search_store.pending(TENANT, "s1") == 3
@@ -156,7 +245,7 @@ def test_failures_are_counted_on_the_session_with_the_last_error_code(
     search_store, seed, fake_redis, keyspace
 ):
     seed("s1", "a")
-    gen = search_store.unindexed(TENANT, "s1", most=1).gen
+    gen = read_unindexed(search_store, "s1", most=1).gen
     assert search_store.note_failure(TENANT, "s1", gen=gen, code="embedding_status") == 1
     assert search_store.note_failure(TENANT, "s1", gen=gen, code="embedding_timeout") == 2
     state = index_state(fake_redis, keyspace, "s1")
@@ -165,7 +254,7 @@ def test_failures_are_counted_on_the_session_with_the_last_error_code(
 
 def test_a_failure_of_a_session_deleted_or_recreated_is_not_counted(search_store, sessions, seed, fake_redis):
     seed("s1", "a")
-    gen = search_store.unindexed(TENANT, "s1", most=1).gen
+    gen = read_unindexed(search_store, "s1", most=1).gen
     assert search_store.note_failure(TENANT, "s1", gen="another-generation", code="x") is None
     sessions.delete_session(TENANT, "s1")
     before = snapshot(fake_redis)
@@ -180,9 +269,9 @@ def test_a_commit_writes_documents_postings_vectors_statistics_and_the_watermark
     search_store, seed, fake_redis, keyspace
 ):
     seed("s1", "red apple", "green apple apple pie", "the")
-    hold_lock(search_store)
     commit = commit_for(search_store, vectors={1: [1.0, 0.0], 2: [0.0, 2.0]})
-    assert search_store.commit(TENANT, "s1", commit) == "ok"
+    begin(search_store)
+    assert finish(search_store, commit) == "ok"
     state = index_state(fake_redis, keyspace, "s1")
     assert state.documents == {1: "2 red apple", 2: "4 green apple pie", 3: "0"}
     assert state.postings == {
@@ -210,7 +299,7 @@ def test_a_later_commit_appends_to_the_postings_and_adds_to_the_statistics(
 
 def test_a_commit_clears_the_failure_count_and_error(search_store, seed, fake_redis, keyspace):
     seed("s1", "a")
-    gen = search_store.unindexed(TENANT, "s1", most=1).gen
+    gen = read_unindexed(search_store, "s1", most=1).gen
     search_store.note_failure(TENANT, "s1", gen=gen, code="embedding_status")
     index_all(search_store)
     state = index_state(fake_redis, keyspace, "s1")
@@ -232,10 +321,10 @@ def test_a_commit_accepts_messages_folded_into_the_archive_since_they_were_read(
     search_store, seed, archive, fake_redis, keyspace
 ):
     seed("s1", "apple", "pear", "plum")
-    hold_lock(search_store)
     commit = commit_for(search_store)
+    begin(search_store)
     archive("s1", 2)
-    assert search_store.commit(TENANT, "s1", commit) == "ok"
+    assert finish(search_store, commit) == "ok"
     assert index_state(fake_redis, keyspace, "s1").indexed_ids == [1, 2, 3]
 
 
@@ -244,44 +333,56 @@ def test_a_commit_without_the_lock_refuses_lock_and_writes_nothing(search_store,
     seed("s1", "apple")
     commit = commit_for(search_store)
     if holder is not None:
-        search_store.lock(TENANT, "s1", holder, seconds=30)
+        begin(search_store, token=holder)
     before = snapshot(fake_redis)
-    assert search_store.commit(TENANT, "s1", commit) == "lock"
+    assert finish(search_store, commit) == "lock"
     assert snapshot(fake_redis) == before
+
+
+def session_data(fake_redis, keyspace) -> dict[bytes, object]:
+    """Every key but the pass's lock and the due sets, which finishing a pass settles."""
+    kept = snapshot(fake_redis)
+    for key in (keyspace.session(TENANT, "s1").index_lock, keyspace.index_due, keyspace.due):
+        kept.pop(key.encode(), None)
+    return kept
 
 
 def test_a_commit_for_another_generation_refuses_gone_and_writes_nothing(
     search_store, seed, fake_redis, keyspace
 ):
     seed("s1", "apple")
-    hold_lock(search_store)
     commit = commit_for(search_store)
+    begin(search_store)
     fake_redis.hset(keyspace.session(TENANT, "s1").meta, "gen", "recreated")
-    before = snapshot(fake_redis)
-    assert search_store.commit(TENANT, "s1", commit) == "gone"
-    assert snapshot(fake_redis) == before
+    before = session_data(fake_redis, keyspace)
+    assert finish(search_store, commit) == "gone"
+    assert session_data(fake_redis, keyspace) == before
+    assert not fake_redis.exists(keyspace.session(TENANT, "s1").index_lock)
 
 
-def test_a_commit_after_someone_else_indexed_refuses_moved_and_writes_nothing(search_store, seed, fake_redis):
+def test_a_commit_after_someone_else_indexed_refuses_moved_and_writes_nothing(
+    search_store, seed, fake_redis, keyspace
+):
     seed("s1", "apple")
-    hold_lock(search_store)
-    stale = commit_for(search_store)
-    assert search_store.commit(TENANT, "s1", commit_for(search_store)) == "ok"
-    before = snapshot(fake_redis)
-    assert search_store.commit(TENANT, "s1", stale) == "moved"
-    assert snapshot(fake_redis) == before
+    stale, first = commit_for(search_store), commit_for(search_store)
+    begin(search_store)
+    assert finish(search_store, first) == "ok"
+    begin(search_store)
+    before = session_data(fake_redis, keyspace)
+    assert finish(search_store, stale) == "moved"
+    assert session_data(fake_redis, keyspace) == before
 
 
 def test_a_commit_naming_a_message_deleted_since_it_was_read_refuses_changed_and_writes_nothing(
-    search_store, sessions, seed, fake_redis
+    search_store, sessions, seed, fake_redis, keyspace
 ):
     seed("s1", "apple", "pear", "plum")
-    hold_lock(search_store)
     commit = commit_for(search_store)
+    begin(search_store)
     sessions.delete_message(TENANT, "s1", 2)
-    before = snapshot(fake_redis)
-    assert search_store.commit(TENANT, "s1", commit) == "changed"
-    assert snapshot(fake_redis) == before
+    before = session_data(fake_redis, keyspace)
+    assert finish(search_store, commit) == "changed"
+    assert session_data(fake_redis, keyspace) == before
 
 
 def test_the_index_keys_take_the_sessions_ttl(search_store, sessions, fake_redis, keyspace):
@@ -434,7 +535,7 @@ def test_deleting_a_message_leaves_the_same_id_of_other_sessions_and_tenants_ind
 def test_deleting_a_session_erases_its_index(search_store, sessions, seed, fake_redis, keyspace):
     seed("s1", "apple")
     index_all(search_store, vectors={1: [1.0]})
-    search_store.lock(TENANT, "s1", "held", seconds=30)
+    begin(search_store, token="held")
     sessions.delete_session(TENANT, "s1")
     keys = keyspace.session(TENANT, "s1")
     for key in (keys.postings, keys.documents, keys.vectors, keys.index_lock, keys.meta):
@@ -448,14 +549,13 @@ def test_every_store_operation_raises_store_unavailable_when_redis_is_down(keysp
     server = fakeredis.FakeServer()
     server.connected = False
     store = SearchStore(fakeredis.FakeRedis(server=server), keyspace)
-    commit = IndexCommit(TOKEN, "g", 0, 1, [IndexedDocument(1, "1 a", b"")], {"a": pack_posting(1, 1, 1)})
+    index_commit = IndexCommit("g", 0, 1, [IndexedDocument(1, "1 a", b"")], {"a": pack_posting(1, 1, 1)})
     calls = [
-        lambda: store.lock(TENANT, "s1", TOKEN, seconds=1),
+        lambda: store.begin_pass(TENANT, "s1", lock_token=TOKEN, lock_seconds=1, most=1),
         lambda: store.unlock(TENANT, "s1", TOKEN),
-        lambda: store.unindexed(TENANT, "s1", most=1),
         lambda: store.note_failure(TENANT, "s1", gen="g", code="c"),
         lambda: store.pending(TENANT, "s1"),
-        lambda: store.commit(TENANT, "s1", commit),
+        lambda: store.finish_pass(TENANT, "s1", index_commit, lock_token=TOKEN),
         lambda: store.postings(TENANT, ["s1"], ["a"]),
         lambda: store.vector_counts(TENANT, ["s1"]),
         lambda: store.vectors(TENANT, ["s1"]),
