@@ -102,7 +102,9 @@ def gunicorn_floor(redis_url: str) -> Proc:
         "gthread",
         "--threads",
         "4",
-        # config/gunicorn.conf.py's worker recycling, so both pay for it alike.
+        # config/gunicorn.conf.py's socket per worker and worker recycling, so both have
+        # connections spread alike and pay for recycling alike.
+        "--reuse-port",
         "--max-requests",
         "100000",
         "--max-requests-jitter",

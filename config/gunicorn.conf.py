@@ -11,9 +11,11 @@ import gc
 import multiprocessing
 import os
 import shutil
+import socket
 import sys
 
 from gunicorn import glogging
+from gunicorn import sock as gunicorn_sockets
 
 
 def _int(name: str, default: int) -> int:
@@ -30,7 +32,14 @@ wsgi_app = "wsgi:app"
 # GUNICORN_HOST=0.0.0.0, their network namespace being the boundary.
 _host = os.environ.get("GUNICORN_HOST", "127.0.0.1")
 bind = os.environ.get("GUNICORN_BIND", f"{_host}:{os.environ.get('PORT', '8080')}")
-worker_class = "gthread"
+# Each worker listens on a socket of its own beside the master's (SO_REUSEPORT) and the
+# kernel spreads new connections across them. With the master's socket alone, whichever
+# worker woke first could take a whole burst of connections (wrk's 32, nginx's keep-alive
+# pool) and leave the others idle: one core used of two. config/gunicorn_worker.py says how.
+# Another server of the same user could join the port: on_starting refuses to start then.
+# Not for unix sockets, which cannot be shared this way.
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1") != "0" and not bind.startswith(("unix:", "fd://"))
+worker_class = "config.gunicorn_worker.OwnSocketThreadWorker"
 workers = _int("GUNICORN_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 12))
 threads = _int("GUNICORN_THREADS", 8)
 # Sockets, threads and clients must be made per worker, after the fork.
@@ -121,7 +130,31 @@ def when_ready(server) -> None:  # noqa: ANN001
         )
 
 
+def _listening(address: str) -> bool:
+    """Whether something accepts connections at ``host:port`` already."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - a wildcard bind is reached on loopback
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"  # noqa: S104
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def on_starting(server) -> None:  # noqa: ANN001
+    if server.cfg.reuse_port:
+        # With SO_REUSEPORT a second server of the same user would share the port silently,
+        # each taking part of the traffic, instead of failing to bind.
+        taken = [address for address in server.cfg.bind if _listening(address)]
+        if taken:
+            server.log.error("Address already in use: %s (another server listens there)", ", ".join(taken))
+            sys.exit(1)
+        # gunicorn makes no socket in the master under reuse_port, only one per worker: with
+        # every worker down, connections would be refused. The master's own stays open (the
+        # workers accept from it too) and the arbiter keeps it, since it is already made.
+        server.LISTENERS = gunicorn_sockets.create_sockets(server.cfg, server.log)
     if METRICS:
         directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
         shutil.rmtree(directory, ignore_errors=True)

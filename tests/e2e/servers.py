@@ -104,31 +104,49 @@ def _wait_for_line(path: Path, needle: str, timeout: float, what: str) -> str:
         time.sleep(0.05)
 
 
-def listening_ports(pid: int) -> set[int]:
-    """TCP ports the process ``pid`` listens on (Linux /proc)."""
-    try:
-        fds = list(Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:  # it has exited
-        return set()
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # exited meanwhile
+            # The parent pid is the second field after the command, which may hold spaces.
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def listening_sockets(pid: int) -> dict[str, int]:
+    """Listening TCP sockets (inode → port) of the process ``pid`` and its children: gunicorn's
+    workers each listen on a socket of their own (``reuse_port``), nginx's master listens."""
     inodes = set()
-    for fd in fds:
-        with contextlib.suppress(OSError):  # closed meanwhile
-            link = os.readlink(fd)
-            if link.startswith("socket:["):
-                inodes.add(link[len("socket:[") : -1])
-    ports = set()
+    for process in (pid, *children(pid)):
+        try:
+            fds = list(Path(f"/proc/{process}/fd").iterdir())
+        except OSError:  # it has exited
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):  # closed meanwhile
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    inodes.add(link[len("socket:[") : -1])
+    sockets = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for row in Path(table).read_text().splitlines()[1:]:
             fields = row.split()
             if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
+                sockets[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+    return sockets
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports the process ``pid`` (or one of its children) listens on."""
+    return set(listening_sockets(pid).values())
 
 
 def start_listening(
     launch: Callable[[int], subprocess.Popen[bytes]], what: str, log: Path, timeout: float = 20
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start a server on a free port and wait until *that process* listens on it.
+    """Start a server on a free port and wait until *that process* (or its child) listens on it.
 
     Other test runs share this machine: a port free a moment ago can be taken before the
     server binds it, and "something answers on the port" would then be someone else. So the

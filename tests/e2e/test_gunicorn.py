@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
 import re
+import subprocess
+import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
-from tests.e2e.servers import call
+from tests.e2e.servers import ROOT, call, listening_sockets
 
 pytestmark = pytest.mark.slow
 
@@ -74,3 +78,67 @@ def test_a_new_worker_serves_its_first_requests_about_as_fast_as_later_ones(star
     steady = sorted(timed("POST", f"/sessions/s{i % 10}/memory", body) for i in range(60))
     p90 = steady[int(len(steady) * 0.9)]
     assert max(first) <= 2 * p90 + 0.020, (first, p90)
+
+
+def test_each_worker_also_listens_on_a_socket_of_its_own_and_new_connections_reach_both(gunicorn):
+    # One shared socket let whichever worker woke first take a whole burst of connections
+    # (wrk's 32, nginx's keep-alive pool); with a socket per worker the kernel spreads them.
+    gunicorn.wait_for_workers(2)
+    sockets = listening_sockets(gunicorn.process.pid)
+    assert len(sockets) == 3 and set(sockets.values()) == {gunicorn.port}, "the master's and one per worker"
+
+    def one_connection(_: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", gunicorn.port, timeout=10)
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().status == 200
+        connection.close()
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(one_connection, range(32)))
+    time.sleep(0.3)  # gunicorn writes its access line after each response
+    served = Counter(re.findall(r"/healthz\" 200 .* pid=<?(\d+)", gunicorn.access_log.read_text()))
+    assert len(served) == 2 and min(served.values()) >= 4, served
+
+
+def test_a_port_another_server_listens_on_is_refused_not_shared(gunicorn, tmp_path):
+    # SO_REUSEPORT would let a second server of the same user join the port and take part
+    # of its traffic; the first server here stands for any such process.
+    with (tmp_path / "second.log").open("wb") as errors:
+        second = subprocess.run(
+            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env={**gunicorn.env, "GUNICORN_BIND": gunicorn.upstream},
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            timeout=60,
+        )
+    assert second.returncode != 0
+    assert f"Address already in use: {gunicorn.upstream}" in (tmp_path / "second.log").read_text()
+
+
+def test_connections_keep_being_served_while_workers_recycle_and_boot(start_gunicorn):
+    # A worker's own socket exists only while it accepts: connections hashed to a worker
+    # still importing the app, or to one finishing its last requests, would wait there and
+    # then be reset. Workers recycle every 30 requests here.
+    server = start_gunicorn(GUNICORN_MAX_REQUESTS="30", GUNICORN_MAX_REQUESTS_JITTER="0")
+    server.wait_for_workers(2)
+
+    def client(_: int) -> list[int | str]:
+        answers: list[int | str] = []
+        for _ in range(40):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+            try:
+                connection.request("GET", "/healthz")
+                answers.append(connection.getresponse().status)
+            except OSError as exc:  # a reset, a timeout
+                answers.append(type(exc).__name__)
+            finally:
+                connection.close()
+        return answers
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = [answer for one in pool.map(client, range(4)) for answer in one]
+    assert Counter(answers) == {200: 160}
+    time.sleep(0.3)  # gunicorn writes its access line after each response
+    workers = set(re.findall(r"pid=<?(\d+)", server.access_log.read_text()))
+    assert len(workers) >= 4, "the workers were recycled and new ones served"

@@ -10,8 +10,8 @@ a sweeper. Folding runs on one runner, indexing on another, each with its own du
   submitted, failed jobs after their backoff, and jobs orphaned by a killed worker once
   their lease lapses — so nothing depends on another message arriving.
 * Each claimed session runs the job once; its outcome decides when the session is due again.
-  On a single node a fold settles its due mark itself, in the script that commits it
-  (``RunResult.more_due``); otherwise the runner drops the mark and re-checks the window.
+  On a single node a run settles its due mark itself, in the script that commits it
+  (``RunResult.more_due``); otherwise the runner drops the mark and asks the job again.
 """
 
 from __future__ import annotations
@@ -279,9 +279,10 @@ class JobRunner:
             self._reschedule(member, delay)
 
     def _settle(self, member: str, tenant_id: str, session_id: str) -> None:
-        """After a run that could not settle its due mark itself (Redis Cluster, an index
-        pass): drop it, then keep going if there is more to do already. In this order, and
-        after the run left ``_in_flight``: appends during the run skipped their request."""
+        """After a run that did not settle its due mark itself (Redis Cluster, or a run that
+        ended before its finishing script): drop it, then keep going if there is more to do
+        already. In this order, and after the run left ``_in_flight``: appends during the
+        run skipped their request."""
         self._schedule.drop(member)
         principal = self._principal_for(tenant_id)
         if principal is None:
