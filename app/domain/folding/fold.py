@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
 import time
 from collections.abc import Callable
 
@@ -20,6 +19,7 @@ from app.domain.folding.summarizer import Line, Summarizer, SummarizerError
 from app.domain.memory.scripts import FoldCommit
 from app.domain.memory.store import FoldState, SessionStore
 from app.domain.memory.window import overflows, plan_fold
+from app.domain.scheduling.locking import run_locked
 from app.domain.scheduling.outcome import (
     FinishedRun,
     JobObserver,
@@ -76,21 +76,13 @@ class Fold:
         principal = self._principal_for(tenant_id)
         if principal is None:
             return RunResult(Outcome.GONE)
-        token = secrets.token_hex(16)
-        state = self._sessions.begin_fold(
-            tenant_id, session_id, lock_token=token, lock_seconds=self.timing.lock_seconds
+        return run_locked(
+            lambda token: self._sessions.begin_fold(
+                tenant_id, session_id, lock_token=token, lock_seconds=self.timing.lock_seconds
+            ),
+            lambda token, state: self._locked(principal, session_id, token, state),
+            lambda token: self._schedule.unlock(tenant_id, session_id, token),
         )
-        if state is None:
-            return RunResult(Outcome.BUSY)
-        if state.gen is None:
-            return RunResult(Outcome.GONE)
-        try:
-            return self._locked(principal, session_id, token, state)
-        except BaseException:
-            # E.g. Redis went away mid-fold: never leave the lock to its expiry if it can be
-            # released (a no-op when the finishing script had already released it).
-            self._schedule.unlock(tenant_id, session_id, token)
-            raise
 
     def _locked(self, principal: Principal, session_id: str, token: str, state: FoldState) -> RunResult:
         tenant_id, policy = principal.tenant_id, principal.policy

@@ -1,3 +1,4 @@
+-- Needs settle_due (scheduling/settle_due.lua).
 -- End a fold in one step: commit what it produced (only if nothing moved underneath),
 -- release its lock, and say whether the window still overflows. On a single node it also
 -- settles the session's due mark in the same step, dropped or due now when more is due,
@@ -61,12 +62,5 @@ local more_due = length > window_size
 if not more_due and window_tokens then
   more_due = tonumber(redis.call('HGET', meta, 'wt') or '0') > window_tokens
 end
--- A refused commit ('lock', 'moved', 'changed') is retried: the caller reschedules it.
-if due and (status == 1 or status == 0 or status == 'gone') then
-  if more_due then
-    redis.call('ZADD', due, now, due_member)
-  else
-    redis.call('ZREM', due, due_member)
-  end
-end
+if due then settle_due(due, due_member, now, status, more_due) end
 return {status, more_due and 1 or 0}

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from app.domain.keyspace import SessionRedisKeys
 from app.domain.ratelimit.charge import CHARGE_LIBRARY, RateCharge, RateWindow
 from app.domain.redis_access import Script
-from app.domain.scheduling.claims import CLAIM_LIBRARY
+from app.domain.scheduling.claims import CLAIM_LIBRARY, SETTLE_LIBRARY
 from app.domain.scheduling.outcome import FinishedRun
 
 MAX_MESSAGE_ID = 2**32 - 1
@@ -146,7 +146,7 @@ class BeginFoldScript:
 
 class FinishFoldScript:
     def __init__(self) -> None:
-        self._script = Script(__package__, "finish_fold.lua")
+        self._script = Script(__package__, "finish_fold.lua", libraries=[SETTLE_LIBRARY])
 
     def run(self, client: Any, session: SessionRedisKeys, end: FoldEnd, *, due: str | None) -> FinishedRun:
         """``due``: the due set's key when it can join the script (a single node)."""

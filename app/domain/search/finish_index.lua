@@ -1,3 +1,4 @@
+-- Needs settle_due (scheduling/settle_due.lua).
 -- End an index pass in one step: commit its documents, postings and vectors and the index
 -- watermark — only while the pass holds the index lock, the session is the one it read,
 -- nobody indexed meanwhile and every message read still exists (a message deleted
@@ -90,12 +91,5 @@ local status = has_commit == '1' and commit() or 0
 if redis.call('GET', lock) == token then redis.call('DEL', lock) end
 local state = redis.call('HMGET', meta, 'next', 'ix')
 local more_due = tonumber(state[1] or '0') > tonumber(state[2] or '0')
--- A refused commit ('lock', 'moved', 'changed') is retried: the caller reschedules it.
-if due and (status == 1 or status == 0 or status == 'gone') then
-  if more_due then
-    redis.call('ZADD', due, now, due_member)
-  else
-    redis.call('ZREM', due, due_member)
-  end
-end
+if due then settle_due(due, due_member, now, status, more_due) end
 return {status, more_due and 1 or 0}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from collections.abc import Callable
 import orjson
 
 from app.domain.memory.stored_format import api_message
+from app.domain.scheduling.locking import run_locked
 from app.domain.scheduling.outcome import JobObserver, JobTiming, Outcome, RunResult, backoff, budget_delay
 from app.domain.search.embedder import Embedder, EmbeddingError
 from app.domain.search.keyword import pack_posting
@@ -78,21 +78,13 @@ class IndexJob:
             return RunResult(Outcome.GONE)
         if not principal.policy.long_term_memory:
             return RunResult(Outcome.NOTHING)
-        token = secrets.token_hex(16)
-        batch = self._store.begin_pass(
-            tenant_id, session_id, lock_token=token, lock_seconds=self.timing.lock_seconds, most=BATCH
+        return run_locked(
+            lambda token: self._store.begin_pass(
+                tenant_id, session_id, lock_token=token, lock_seconds=self.timing.lock_seconds, most=BATCH
+            ),
+            lambda token, batch: self._locked(principal, session_id, token, batch),
+            lambda token: self._store.unlock(tenant_id, session_id, token),
         )
-        if batch is None:
-            return RunResult(Outcome.BUSY)
-        if batch.gen is None:
-            return RunResult(Outcome.GONE)
-        try:
-            return self._locked(principal, session_id, token, batch)
-        except BaseException:
-            # E.g. Redis went away mid-pass: never leave the lock to its expiry if it can be
-            # released (a no-op when the finishing script had already released it).
-            self._store.unlock(tenant_id, session_id, token)
-            raise
 
     def _locked(self, principal: Principal, session_id: str, token: str, batch: Unindexed) -> RunResult:
         tenant_id = principal.tenant_id

@@ -20,6 +20,7 @@ from redis import Redis
 from app.domain.keyspace import Keyspace, encode_session_id
 from app.domain.memory.stored_format import api_message, message_id
 from app.domain.redis_access import Script, is_cluster, translates_outages
+from app.domain.scheduling.claims import SETTLE_LIBRARY
 from app.domain.scheduling.outcome import FinishedRun
 from app.domain.search.keyword import SessionPostings
 from app.domain.search.redisearch import VectorIndex
@@ -60,7 +61,7 @@ class SearchStore:
         # On Redis Cluster the due set lives in another slot than the session.
         self._cluster = is_cluster(redis)
         self._begin = Script(__package__, "begin_index.lua")
-        self._finish = Script(__package__, "finish_index.lua")
+        self._finish = Script(__package__, "finish_index.lua", libraries=[SETTLE_LIBRARY])
         self._release = Script("app.domain.scheduling", "release_lock.lua")
         self._note_failure = Script("app.domain.scheduling", "note_failure.lua")
 
