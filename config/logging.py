@@ -1,4 +1,4 @@
-"""Log format: JSON lines (python-json-logger) carrying the request's context.
+"""Log format: JSON lines (python-json-logger, orjson) carrying the request's context.
 
 A context variable holds ``request_id``, ``tenant_id`` and ``key_id`` for the request being
 served (set by the app's hooks); the summarizer's pool threads run inside a copy of the
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 log_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
     "recollect_log_context", default=MappingProxyType({})
@@ -54,7 +54,10 @@ class ContextFilter(logging.Filter):
         return True
 
 
-class RecollectJsonFormatter(JsonFormatter):
+class RecollectJsonFormatter(OrjsonFormatter):
+    """python-json-logger's orjson variant: a request line formats in ~14 µs instead of ~19
+    (docs/benchmarks.md); compact JSON, UTF-8 as it is."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("rename_fields", {"asctime": "time", "levelname": "level", "name": "logger"})
         super().__init__(_FIELDS, *args, **kwargs)
