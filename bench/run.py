@@ -117,7 +117,8 @@ def gunicorn_floor(redis_url: str) -> Proc:
 
 
 def cpu_seconds(master: int) -> float:
-    """CPU time (user + system) of a gunicorn master and its live workers, from /proc."""
+    """CPU time (user + system) of a gunicorn master, its live workers and the workers it
+    has reaped (recycled or killed: without them a round's CPU could come out negative)."""
     ticks = os.sysconf("SC_CLK_TCK")
     children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
     total = 0.0
@@ -127,6 +128,8 @@ def cpu_seconds(master: int) -> float:
         except FileNotFoundError:
             continue  # a worker that exited in between
         total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        if pid == str(master):
+            total += (int(fields[13]) + int(fields[14])) / ticks  # cutime, cstime: reaped workers
     return total
 
 
