@@ -42,7 +42,7 @@ class Fold:
     def __init__(
         self,
         sessions: SessionStore,
-        schedule: FoldingStore,
+        folding: FoldingStore,
         principal_for: Callable[[str], Principal | None],
         usage: UsageLedger,
         summarizer: Summarizer,
@@ -52,7 +52,7 @@ class Fold:
         observer: JobObserver | None = None,
     ) -> None:
         self._sessions = sessions
-        self._schedule = schedule
+        self._folding = folding
         self._principal_for = principal_for
         self._usage = usage
         self.summarizer = summarizer
@@ -81,7 +81,7 @@ class Fold:
                 tenant_id, session_id, lock_token=token, lock_seconds=self.timing.lock_seconds
             ),
             lambda token, state: self._locked(principal, session_id, token, state),
-            lambda token: self._schedule.unlock(tenant_id, session_id, token),
+            lambda token: self._folding.unlock(tenant_id, session_id, token),
         )
 
     def _locked(self, principal: Principal, session_id: str, token: str, state: FoldState) -> RunResult:
@@ -98,7 +98,7 @@ class Fold:
         if deferred is not None:
             # Nothing is dropped: the messages wait in the window (GET shows them as
             # pending) until the budget renews or is raised.
-            self._schedule.unlock(tenant_id, session_id, token)
+            self._folding.unlock(tenant_id, session_id, token)
             return RunResult(Outcome.DEFERRED, deferred)
         lines = [Line(str(m["role"]), str(m["content"])) for m in plan.messages]
         started = time.perf_counter()
@@ -107,8 +107,8 @@ class Fold:
                 state.summary, lines, model=policy.summary_model, prompt=policy.summary_prompt
             )
         except SummarizerError as exc:
-            failures = self._schedule.note_failure(tenant_id, session_id, gen=state.gen, code=exc.code)
-            self._schedule.unlock(tenant_id, session_id, token)
+            failures = self._folding.note_failure(tenant_id, session_id, gen=state.gen, code=exc.code)
+            self._folding.unlock(tenant_id, session_id, token)
             if failures is None:
                 return RunResult(Outcome.GONE)
             delay = backoff(failures, exc.retry_after, self.timing, self._rng)
