@@ -187,6 +187,16 @@ def cluster_seed_url(url: str) -> str | None:
     return None
 
 
+# This process's id, kept current by a fork hook: Resources notices a fork on every
+# property read (several per request), and os.getpid() would be a system call each time.
+_process_id = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _process_id.__setitem__(0, os.getpid()))
+
+
+def current_pid() -> int:
+    return _process_id[0]
+
+
 class Resources:
     """The handles one process uses; reached as ``current_app.extensions["recollect"]``."""
 
@@ -217,10 +227,10 @@ class Resources:
         self._transfer: TransferService | None = None
 
     def _ensure(self) -> None:
-        if self._pid == os.getpid():
+        if self._pid == current_pid():
             return
         with self._lock:
-            if self._pid == os.getpid():
+            if self._pid == current_pid():
                 return
             if self.settings.redis_url is None and self._redis is not None:
                 # The embedded store is the data itself: rebuilding it would empty it.
@@ -265,7 +275,7 @@ class Resources:
                 folds=lambda: self.runner,
             )
             self._transfer = TransferService(TransferStore(client, self.keyspace), self._store)
-            self._pid = os.getpid()
+            self._pid = current_pid()
 
     @property
     def redis(self) -> redis.Redis:
@@ -367,11 +377,11 @@ class Resources:
     def start_background_work(self) -> None:
         """Start this process's fold and index pools and sweepers (idempotent, cheap when
         already done: it runs before every request)."""
-        if self._background_pid == os.getpid():
+        if self._background_pid == current_pid():
             return
         for runner in (self.runner, self.index_runner):
             runner.start()
-        self._background_pid = os.getpid()
+        self._background_pid = current_pid()
 
     @property
     def runner(self) -> JobRunner:
@@ -385,7 +395,7 @@ class Resources:
     def shutdown(self, *, wait: bool = True) -> None:
         """Stop this process's summarization pool and close its connections
         (gunicorn ``worker_exit``)."""
-        if self._pid != os.getpid():
+        if self._pid != current_pid():
             return
         for runner in (self._runner, self._index_runner):
             if runner is not None:
