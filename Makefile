@@ -1,5 +1,5 @@
 # Two commands for a newcomer: `make run` (server + dev key) and `make test` (whole suite).
-.PHONY: help run test lint install clean bench bench-summary-cost bench-retrieval chaos
+.PHONY: help run test lint install clean bench bench-summary-cost bench-retrieval bench-peers chaos
 
 help:  ## this list
 	@echo "make run       the server on :8080 under gunicorn (embedded store unless REDIS_URL is set); prints a dev key and an admin token"
@@ -7,6 +7,7 @@ help:  ## this list
 	@echo "make lint      ruff"
 	@echo "make bench     throughput and latency against the floor app (wrk, redis-server)"
 	@echo "make bench-retrieval / bench-summary-cost / chaos   long-term memory, summary tokens, fault injection"
+	@echo "make bench-peers  against the Redis Agent Memory Server (needs Python 3.12; ~6 min)"
 	@echo "make install   only create .venv (first run: about a minute)"
 	@echo "make clean     remove .venv and caches"
 
@@ -42,6 +43,11 @@ bench-retrieval:
 bench-summary-cost:
 	@scripts/bootstrap.sh redis-server
 	.venv/bin/python -m bench.summary_cost
+
+# Against the Redis Agent Memory Server (its own Python 3.12 venv, made on the first run).
+bench-peers:
+	@scripts/bootstrap.sh redis-server wrk
+	.venv/bin/python -m bench.peers
 
 lint: install
 	.venv/bin/ruff check .
