@@ -5,10 +5,10 @@
 -- so an append can never land between the re-check and the mark.
 -- KEYS: window, meta, lock, archive, then the due set (single node only).
 -- ARGV: lock token, window size, window tokens ('' = no bound), due member, now, commit
---       (0/1), then for a commit: gen, expected watermark, tokens spent, keep summary
+--       (0/1), then for a commit only: gen, expected watermark, tokens spent, keep summary
 --       (0/1), summary, folded tokens, archive (0/1), the folded ids oldest first.
--- Returns {status, more due (0/1)}: status 1 on commit, 0 when there was nothing to
--- commit, or why the commit was refused: 'lock', 'gone', 'moved', 'changed'.
+-- Returns {status, more due (0/1), settled (0/1)}: status 1 on commit, 0 when there was
+-- nothing to commit, or why the commit was refused: 'lock', 'gone', 'moved', 'changed'.
 local window, meta, lock, archive, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local lock_token, window_size, window_tokens = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local due_member, now, has_commit = ARGV[4], ARGV[5], ARGV[6]
@@ -62,5 +62,5 @@ local more_due = length > window_size
 if not more_due and window_tokens then
   more_due = tonumber(redis.call('HGET', meta, 'wt') or '0') > window_tokens
 end
-if due then settle_due(due, due_member, now, status, more_due) end
-return {status, more_due and 1 or 0}
+local settled = due ~= nil and settle_due(due, due_member, now, status, more_due)
+return {status, more_due and 1 or 0, settled and 1 or 0}

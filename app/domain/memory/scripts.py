@@ -139,8 +139,8 @@ class BeginFoldScript:
         self._script = Script(__package__, "begin_fold.lua")
 
     def run(self, client: Any, session: SessionRedisKeys, *, lock_token: str, lock_ms: int) -> Any:
-        """The raw reply: 0 when the lock is taken, ``[]`` when the session does not exist,
-        else [gen, summary, watermark, *window]."""
+        """The raw reply: 0 when the lock is taken, else [gen, summary, watermark, *window]
+        (gen None: the session does not exist)."""
         return self._script.run(client, [session.lock, session.meta, session.window], [lock_token, lock_ms])
 
 
@@ -159,7 +159,7 @@ class FinishFoldScript:
             end.now,
         ]
         if commit is None:
-            args += ["0", "", 0, 0, "0", "", 0, "0"]
+            args.append("0")
         else:
             args += [
                 "1",
@@ -175,7 +175,7 @@ class FinishFoldScript:
         keys = [session.window, session.meta, session.lock, session.archive]
         if due is not None:
             keys.append(due)
-        return FinishedRun.from_reply(self._script.run(client, keys, args), settling=due is not None)
+        return FinishedRun.from_reply(self._script.run(client, keys, args))
 
 
 class DeleteMessageScript:

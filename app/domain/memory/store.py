@@ -84,6 +84,18 @@ class FoldState:
     summary: str | None
     watermark: int
 
+    @classmethod
+    def parse(
+        cls, gen: bytes | None, summary: bytes | None, watermark: bytes | None, window: list[bytes]
+    ) -> FoldState:
+        """From the meta fields and the stored window elements (oldest first)."""
+        return cls(
+            gen=gen.decode() if gen else None,
+            messages=[orjson.loads(api_message(raw)) for raw in window],
+            summary=summary.decode() if summary else None,
+            watermark=int(watermark or 0),
+        )
+
 
 @translates_outages
 class SessionStore:
@@ -309,12 +321,7 @@ class SessionStore:
         pipe.hmget(keys.meta, "gen", "sum", "wm")
         pipe.lrange(keys.window, 0, -1)
         (gen, summary, wm), window = pipe.execute()
-        return FoldState(
-            gen=gen.decode() if gen else None,
-            messages=[orjson.loads(api_message(raw)) for raw in window],
-            summary=summary.decode() if summary else None,
-            watermark=int(wm or 0),
-        )
+        return FoldState.parse(gen, summary, wm, window)
 
     def begin_fold(
         self, tenant_id: str, session_id: str, *, lock_token: str, lock_seconds: float
@@ -328,15 +335,8 @@ class SessionStore:
         )
         if reply == 0:
             return None
-        if not reply:
-            return FoldState(gen=None, messages=[], summary=None, watermark=0)
         gen, summary, wm, *window = reply
-        return FoldState(
-            gen=gen.decode(),
-            messages=[orjson.loads(api_message(raw)) for raw in window],
-            summary=summary.decode() if summary else None,
-            watermark=int(wm or 0),
-        )
+        return FoldState.parse(gen, summary, wm, window)
 
     def finish_fold(
         self,

@@ -50,11 +50,11 @@ class FinishedRun:
         return RunResult(outcome, more_due=self.more_due if self.settled else None)
 
     @classmethod
-    def from_reply(cls, reply: list, *, settling: bool) -> FinishedRun:
-        """From the script's ``{status, more due}``; ``settling``: it was given the due set."""
-        status, more_due = reply
+    def from_reply(cls, reply: list) -> FinishedRun:
+        """From the script's ``{status, more due, settled}``."""
+        status, more_due, settled = reply
         text = "ok" if status == 1 else "released" if status == 0 else status.decode()
-        return cls(text, bool(more_due), settling and text in ("ok", "released", "gone"))
+        return cls(text, bool(more_due), bool(settled))
 
 
 class JobObserver:

@@ -7,14 +7,14 @@
 -- the session's index due mark in the same step: dropped, or due now when more is pending.
 -- KEYS: window, meta, archive, postings, documents, vectors, index lock, then the index due
 --       set (single node only).
--- ARGV: lock token, due member, now, commit (0/1), gen, expected watermark, new watermark,
---       documents, terms, the vector key prefix ('' = vectors go in the vectors hash; else
---       one hash per message, for RediSearch, on a single node), the tenant id and the
---       encoded session id (its tags), then per document: id, record ("<length> <term>
---       <term>..."), vector ('' for none), then per term: term, its new postings (12 bytes
---       each).
--- Returns {status, more due (0/1)}: status 1 on commit, 0 when there was nothing to
--- commit, or why the commit was refused: 'lock', 'gone', 'moved', 'changed'.
+-- ARGV: lock token, due member, now, commit (0/1), then for a commit only: gen, expected
+--       watermark, new watermark, documents, terms, the vector key prefix ('' = vectors go
+--       in the vectors hash; else one hash per message, for RediSearch, on a single node),
+--       the tenant id and the encoded session id (its tags), then per document: id, record
+--       ("<length> <term> <term>..."), vector ('' for none), then per term: term, its new
+--       postings (12 bytes each).
+-- Returns {status, more due (0/1), settled (0/1)}: status 1 on commit, 0 when there was
+-- nothing to commit, or why the commit was refused: 'lock', 'gone', 'moved', 'changed'.
 local window, meta, archive = KEYS[1], KEYS[2], KEYS[3]
 local postings, documents, vectors, lock, due = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local token, due_member, now, has_commit = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -91,5 +91,5 @@ local status = has_commit == '1' and commit() or 0
 if redis.call('GET', lock) == token then redis.call('DEL', lock) end
 local state = redis.call('HMGET', meta, 'next', 'ix')
 local more_due = tonumber(state[1] or '0') > tonumber(state[2] or '0')
-if due then settle_due(due, due_member, now, status, more_due) end
-return {status, more_due and 1 or 0}
+local settled = due ~= nil and settle_due(due, due_member, now, status, more_due)
+return {status, more_due and 1 or 0, settled and 1 or 0}

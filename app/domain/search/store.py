@@ -119,7 +119,7 @@ class SearchStore:
             time.time(),
         ]
         if commit is None:
-            args += ["0", "", 0, 0, 0, 0, "", "", ""]
+            args.append("0")
         else:
             args += [
                 "1",
@@ -150,7 +150,7 @@ class SearchStore:
         if not self._cluster:
             redis_keys.append(self._keys.index_due)
         reply = self._finish.run(self._redis, redis_keys, args)
-        return FinishedRun.from_reply(reply, settling=not self._cluster)
+        return FinishedRun.from_reply(reply)
 
     # --- queries -----------------------------------------------------------------------
 
