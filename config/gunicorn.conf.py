@@ -15,7 +15,6 @@ import socket
 import sys
 
 from gunicorn import glogging
-from gunicorn import sock as gunicorn_sockets
 
 
 def _int(name: str, default: int) -> int:
@@ -35,10 +34,10 @@ bind = os.environ.get("GUNICORN_BIND", f"{_host}:{os.environ.get('PORT', '8080')
 # Each worker listens on a socket of its own beside the master's (SO_REUSEPORT) and the
 # kernel spreads new connections across them. With the master's socket alone, whichever
 # worker woke first could take a whole burst of connections (wrk's 32, nginx's keep-alive
-# pool) and leave the others idle: one core used of two. config/gunicorn_worker.py says how.
-# Another server of the same user could join the port: on_starting refuses to start then.
-# Not for unix sockets, which cannot be shared this way.
-reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1") != "0" and not bind.startswith(("unix:", "fd://"))
+# pool) and leave the others idle: one core used of two. config/gunicorn_worker.py says how
+# (GUNICORN_REUSE_PORT=0 turns it off). gunicorn's own reuse_port stays off: it binds per
+# worker at the wrong moments. Another server of the same user could join the port:
+# on_starting refuses to start then.
 worker_class = "config.gunicorn_worker.OwnSocketThreadWorker"
 workers = _int("GUNICORN_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 12))
 threads = _int("GUNICORN_THREADS", 8)
@@ -144,17 +143,18 @@ def _listening(address: str) -> bool:
 
 
 def on_starting(server) -> None:  # noqa: ANN001
-    if server.cfg.reuse_port:
+    from config.gunicorn_worker import reuse_port_sockets, socket_per_worker
+
+    if socket_per_worker(server.cfg.bind):
         # With SO_REUSEPORT a second server of the same user would share the port silently,
         # each taking part of the traffic, instead of failing to bind.
         taken = [address for address in server.cfg.bind if _listening(address)]
         if taken:
             server.log.error("Address already in use: %s (another server listens there)", ", ".join(taken))
             sys.exit(1)
-        # gunicorn makes no socket in the master under reuse_port, only one per worker: with
-        # every worker down, connections would be refused. The master's own stays open (the
-        # workers accept from it too) and the arbiter keeps it, since it is already made.
-        server.LISTENERS = gunicorn_sockets.create_sockets(server.cfg, server.log)
+        # The master's socket, in the SO_REUSEPORT group the workers' own sockets join; the
+        # arbiter keeps it, since it is already made.
+        server.LISTENERS = reuse_port_sockets(server.cfg, server.log)
     if METRICS:
         directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
         shutil.rmtree(directory, ignore_errors=True)
