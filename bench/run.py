@@ -72,7 +72,9 @@ class Proc:
             self.process.kill()
 
 
-def gunicorn_project(redis_url: str, llm_url: str, **env: str) -> Proc:
+def gunicorn_project(redis_url: str, llm_url: str, root: Path = ROOT, **env: str) -> Proc:
+    """The app of the checkout at ``root`` under its own config/gunicorn.conf.py, run by that
+    checkout's .venv when it has one (a baseline: ``git worktree add`` of an earlier commit)."""
     port = free_port()
     settings = {
         "REDIS_URL": redis_url,
@@ -85,8 +87,11 @@ def gunicorn_project(redis_url: str, llm_url: str, **env: str) -> Proc:
         "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="recollect-bench-prom-"),
         **env,
     }
+    python = root / ".venv" / "bin" / "python" if root != ROOT else Path(sys.executable)
+    if not python.exists():
+        python = Path(sys.executable)
     return Proc(
-        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "wsgi:app"], settings, ROOT, port
+        [str(python), "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "wsgi:app"], settings, root, port
     )
 
 
@@ -293,66 +298,111 @@ CONFIG_NOTES = {
 TARGETS = {"get": 0.90, "post": 0.80, "post_folds": 0.60, "p50": 1.2, "p99": 1.3}
 
 
+def _apps(redis_url: str, args: argparse.Namespace) -> list[tuple[str, Path, str]]:
+    """(name, checkout, Redis database) of this checkout and of the baseline, if any."""
+    apps = [("project", ROOT, redis_url)]
+    if args.baseline:
+        apps.append(("baseline", args.baseline, redis_url.rpartition("/")[0] + "/1"))
+    return apps
+
+
+def _pinned(root: Path) -> dict[str, str]:
+    # An older checkout may default to writing gunicorn's access log, which this one ships off.
+    return {} if root == ROOT else {"GUNICORN_ACCESSLOG": "off"}
+
+
+def _label(app_name: str) -> str:
+    return "" if app_name == "project" else f"({app_name}) "
+
+
+def _report(
+    app_name: str,
+    mode: str,
+    connections: int,
+    runs: list[dict[str, float]],
+    floor: list[dict[str, float]],
+    figures: dict[str, float],
+) -> None:
+    rps = median(runs, "rps") / median(floor, "rps")
+    p50 = median(runs, "p50_ms") / median(floor, "p50_ms")
+    p99 = median(runs, "p99_ms") / median(floor, "p99_ms")
+    cpu = median(runs, "cpu_ms") / median(floor, "cpu_ms")
+    share = median(runs, "busiest_worker_share")
+    errors = sum(r["errors"] for r in runs)
+    print(
+        f"{_label(app_name)}{mode.upper()} -c{connections}: project {median(runs, 'rps'):.0f} rps "
+        f"(p50 {median(runs, 'p50_ms'):.2f} ms, p99 {median(runs, 'p99_ms'):.2f} ms, non-2xx {errors:.0f}) / "
+        f"floor {median(floor, 'rps'):.0f} rps => throughput {rps:.2f}, p50 {p50:.2f}x, p99 {p99:.2f}x, "
+        f"CPU/request {cpu:.2f}x; busiest worker's share of the CPU {share:.2f} (rounds: "
+        f"{[round(r['rps']) for r in runs]} vs {[round(r['rps']) for r in floor]})"
+    )
+    if connections == 1:
+        figures[f"{mode}_p50"], figures[f"{mode}_p99"] = p50, p99
+    else:
+        figures[mode] = rps
+        figures[f"{mode}_floor_rps"] = median(floor, "rps")
+
+
 def compare_config(name: str, redis_url: str, fake, floor: Proc, args: argparse.Namespace) -> list[str]:  # noqa: ANN001
-    """The throughput and latency figures of one configuration against the floor."""
+    """The throughput and latency figures of one configuration against the floor, and of the
+    ``--baseline`` checkout in the same rounds when one is given."""
     env = CONFIGS[name]
     floor_key = "rk_floor_benchmark_key_0123456789abcdef"
-    redis.Redis.from_url(redis_url).flushdb()
+    apps: dict[str, tuple[Proc, str]] = {}
     # The append + read path the floor also has: a window larger than the run keeps folds out.
-    project = gunicorn_project(redis_url, fake.base_url, RECOLLECT_WINDOW_SIZE="1000", **env)
-    key = seed_project(project.base)
-    figures: dict[str, float] = {}
+    for app_name, root, url in _apps(redis_url, args):
+        redis.Redis.from_url(url).flushdb()
+        proc = gunicorn_project(
+            url, fake.base_url, root, RECOLLECT_WINDOW_SIZE="1000", **env, **_pinned(root)
+        )
+        apps[app_name] = (proc, seed_project(proc.base))
+    figures: dict[str, dict[str, float]] = {app_name: {} for app_name in apps}
     try:
         for mode in ("get", "post"):
             for connections in (args.connections, 1):
-                results = alternate(
-                    [
-                        ("project", lambda m=mode, c=connections: measured(project, key, m, args.seconds, c)),
-                        (
-                            "floor",
-                            lambda m=mode, c=connections: measured(floor, floor_key, m, args.seconds, c),
-                        ),
-                    ],
-                    args.rounds,
+                runs = [
+                    (
+                        app_name,
+                        lambda p=proc, k=key, m=mode, c=connections: measured(p, k, m, args.seconds, c),
+                    )
+                    for app_name, (proc, key) in apps.items()
+                ]
+                runs.append(
+                    ("floor", lambda m=mode, c=connections: measured(floor, floor_key, m, args.seconds, c))
                 )
-                rps = median(results["project"], "rps") / median(results["floor"], "rps")
-                p50 = median(results["project"], "p50_ms") / median(results["floor"], "p50_ms")
-                p99 = median(results["project"], "p99_ms") / median(results["floor"], "p99_ms")
-                cpu = median(results["project"], "cpu_ms") / median(results["floor"], "cpu_ms")
-                share = median(results["project"], "busiest_worker_share")
-                errors = sum(r["errors"] for r in results["project"])
-                print(
-                    f"{mode.upper()} -c{connections}: project {median(results['project'], 'rps'):.0f} rps "
-                    f"(p50 {median(results['project'], 'p50_ms'):.2f} ms, p99 "
-                    f"{median(results['project'], 'p99_ms'):.2f} ms, non-2xx {errors:.0f}) / floor "
-                    f"{median(results['floor'], 'rps'):.0f} rps => throughput {rps:.2f}, p50 {p50:.2f}x, "
-                    f"p99 {p99:.2f}x, CPU/request {cpu:.2f}x; busiest worker's share of the CPU "
-                    f"{share:.2f} (rounds: {[round(r['rps']) for r in results['project']]} vs "
-                    f"{[round(r['rps']) for r in results['floor']]})"
-                )
-                if connections == 1:
-                    figures[f"{mode}_p50"], figures[f"{mode}_p99"] = p50, p99
-                else:
-                    figures[mode] = rps
-                    figures[f"{mode}_floor_rps"] = median(results["floor"], "rps")
+                results = alternate(runs, args.rounds)
+                for app_name in apps:
+                    _report(
+                        app_name, mode, connections, results[app_name], results["floor"], figures[app_name]
+                    )
     finally:
-        project.stop()
+        for proc, _ in apps.values():
+            proc.stop()
     # The same POST load at the default window: a fold every few appends per session, in
     # the same workers (the fake LLM answers at once).
-    redis.Redis.from_url(redis_url).flushdb()
-    folding = gunicorn_project(redis_url, fake.base_url, **env)
-    try:
-        key = seed_project(folding.base)
-        calls = fake.chat_calls
-        runs = [measured(folding, key, "post", args.seconds, args.connections) for _ in range(args.rounds)]
-    finally:
-        folding.stop()
-    figures["post_folds"] = median(runs, "rps") / figures["post_floor_rps"]
-    print(
-        f"POST -c{args.connections} at the default window (folds in the same workers): "
-        f"{median(runs, 'rps'):.0f} rps => {figures['post_folds']:.2f} of the floor; CPU per request "
-        f"{median(runs, 'cpu_ms'):.2f} ms; {fake.chat_calls - calls} LLM calls"
-    )
+    for app_name, root, url in _apps(redis_url, args):
+        redis.Redis.from_url(url).flushdb()
+        folding = gunicorn_project(url, fake.base_url, root, **env, **_pinned(root))
+        try:
+            key = seed_project(folding.base)
+            calls = fake.chat_calls
+            runs = [
+                measured(folding, key, "post", args.seconds, args.connections) for _ in range(args.rounds)
+            ]
+        finally:
+            folding.stop()
+        figures[app_name]["post_folds"] = median(runs, "rps") / figures[app_name]["post_floor_rps"]
+        print(
+            f"{_label(app_name)}POST -c{args.connections} at the default window (folds in the same workers): "
+            f"{median(runs, 'rps'):.0f} rps => {figures[app_name]['post_folds']:.2f} of the floor; CPU per "
+            f"request {median(runs, 'cpu_ms'):.2f} ms; {fake.chat_calls - calls} LLM calls"
+        )
+    if args.baseline:
+        print(f"[{name}] this checkout ÷ the baseline, each as a ratio to the floor in the same rounds:")
+        for figure in ("get", "post", "post_folds", "get_p50", "post_p50", "get_p99", "post_p99"):
+            now, before = figures["project"][figure], figures["baseline"][figure]
+            print(f"[{name}]   {figure}: {now:.2f} now, {before:.2f} baseline => {now / before:.2f}")
+    ours = figures["project"]
 
     def verdict(label: str, value: float, target: float, at_least: bool) -> str:
         ok = value >= target if at_least else value <= target
@@ -360,18 +410,18 @@ def compare_config(name: str, redis_url: str, fake, floor: Proc, args: argparse.
         return f"[{name}] {label}: {value:.2f} (target {sign} {target}) {'met' if ok else 'MISSED'}"
 
     return [
-        verdict("GET throughput", figures["get"], TARGETS["get"], True),
-        verdict("POST throughput (append path)", figures["post"], TARGETS["post"], True),
+        verdict("GET throughput", ours["get"], TARGETS["get"], True),
+        verdict("POST throughput (append path)", ours["post"], TARGETS["post"], True),
         verdict(
             "POST throughput at the default window, with folds",
-            figures["post_folds"],
+            ours["post_folds"],
             TARGETS["post_folds"],
             True,
         ),
-        verdict("GET p50 at one client", figures["get_p50"], TARGETS["p50"], False),
-        verdict("POST p50 at one client", figures["post_p50"], TARGETS["p50"], False),
-        verdict("GET p99 at one client", figures["get_p99"], TARGETS["p99"], False),
-        verdict("POST p99 at one client", figures["post_p99"], TARGETS["p99"], False),
+        verdict("GET p50 at one client", ours["get_p50"], TARGETS["p50"], False),
+        verdict("POST p50 at one client", ours["post_p50"], TARGETS["p50"], False),
+        verdict("GET p99 at one client", ours["get_p99"], TARGETS["p99"], False),
+        verdict("POST p99 at one client", ours["post_p99"], TARGETS["p99"], False),
     ]
 
 
@@ -385,6 +435,12 @@ def main(argv: list[str] | None = None) -> int:
         "--configs",
         default="shipped,quiet",
         help="comma-separated: shipped (the configuration users run), quiet (logs at WARNING)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (git worktree add ../before <rev>) measured in the same rounds, "
+        "with its own config/gunicorn.conf.py and .venv; prints this checkout's ratios beside its",
     )
     parser.add_argument(
         "--extra-only",

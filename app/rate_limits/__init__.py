@@ -24,7 +24,7 @@ def init_app(app: Flask, settings: Settings, exempt: list[Blueprint]) -> None:
     storage = limiter.storage
     if isinstance(storage, OneTripRedisStorage):
         charges = InStoreCharges(limiter, storage, Keyspace(settings.key_prefix).rate_limit_prefix)
-        limiter.request_filter(charges.hands_over)
+        limiter.handed_over = charges.hands_over
         app.extensions[EXTENSION] = charges
     app.extensions["recollect_limiter"] = limiter
     app.extensions["recollect_auth_guard"] = AuthFailureGuard(limiter)

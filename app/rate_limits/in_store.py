@@ -2,7 +2,7 @@
 
 flask-limiter counts a request in its ``before_request`` hook: one Redis round trip before
 the view makes its own. A view decorated with ``@charged_in_store`` is handed over instead:
-flask-limiter's request filter skips it, and the decorator offers the same charge — the
+flask-limiter's hook skips it (``TenantLimiter``), and the decorator offers the same charge — the
 keys, limits and arithmetic limits' own storage would use — to the store
 (``app.domain.ratelimit.riding``), which runs it in the request's one script or pipeline.
 The outcome is flask-limiter's: the same counters and decision, its ``X-RateLimit-*``
@@ -82,8 +82,8 @@ class InStoreCharges:
         self._charges: LRUCache[tuple[str, str], PendingCharge] = LRUCache(maxsize=10_000)
 
     def hands_over(self) -> bool:
-        """flask-limiter's request filter: True for a decorated view of an authenticated
-        tenant, which flask-limiter's own hook then leaves alone."""
+        """True for a decorated view of an authenticated tenant, which flask-limiter's own
+        hook then leaves alone (``TenantLimiter.handed_over``)."""
         view = current_app.view_functions.get(request.endpoint or "")
         return getattr(view, "charged_in_store", False) and g.get("principal") is not None
 

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, current_app, g, request
@@ -66,9 +67,30 @@ def _storage(settings: Settings, breaker: RedisBreaker) -> tuple[str, dict[str, 
     return uri, {"connection_pool": make_pool(settings, breaker)}
 
 
-def build_limiter(settings: Settings, breaker: RedisBreaker) -> Limiter:
+def _nothing_handed_over() -> bool:
+    return False
+
+
+class TenantLimiter(Limiter):
+    """flask-limiter, whose ``before_request`` hook leaves a request alone at once when the
+    store charges it (``app.rate_limits.in_store``).
+
+    As one of flask-limiter's request filters the same test came too late: the hook first
+    resolves the route's limits and then evaluates meta-limit exemption scopes with no limit
+    left to check, about a tenth of a GET's CPU spent deciding to do nothing.
+    """
+
+    handed_over: Callable[[], bool] = staticmethod(_nothing_handed_over)
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        if self.handed_over():
+            return
+        super()._check_request_limit(callable_name, in_middleware)
+
+
+def build_limiter(settings: Settings, breaker: RedisBreaker) -> TenantLimiter:
     uri, options = _storage(settings, breaker)
-    return Limiter(
+    return TenantLimiter(
         key_func=tenant_key,
         # Application limits: one budget per tenant across every route (default limits
         # would count each route separately).
