@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.before_request(request_log.assign_request_id)
     app.before_request(_start_background_work)
-    # Registered before the limiter's hook, so it runs after it: the final word on headers.
+    # Registered before the limiter's hooks, so it runs after them: the final word on headers.
     app.after_request(response_headers.finish)
     # Authentication first: the limiter's own before_request hook, registered next, keys
     # its counters by the tenant that authentication found.

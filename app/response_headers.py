@@ -1,4 +1,4 @@
-"""Headers every response carries, set last (after flask-limiter's own)."""
+"""Headers every response carries, set last (after the rate-limit headers)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ _CACHEABLE_BLUEPRINTS = frozenset({"docs"})
 
 
 def finish(response: Response) -> Response:
-    retry_after = response.headers.get("Retry-After")
-    if response.status_code not in _RETRY_STATUSES:
-        # flask-limiter sends it with every answer; it means something only on a refusal.
-        response.headers.pop("Retry-After", None)
-    elif retry_after is not None and retry_after.lstrip("-").isdigit() and int(retry_after) < 1:
-        # flask-limiter rounds a sub-second wait down to 0, which clients read as "now".
-        response.headers["Retry-After"] = "1"
+    if response.status_code in _RETRY_STATUSES:
+        retry_after = response.headers.get("Retry-After")
+        if retry_after is not None and retry_after.lstrip("-").isdigit() and int(retry_after) < 1:
+            # A sub-second wait rounded down to 0, which clients read as "now".
+            response.headers["Retry-After"] = "1"
     response.headers["X-Content-Type-Options"] = "nosniff"
     top = request.blueprints[-1] if request.blueprints else None
     if top not in _CACHEABLE_BLUEPRINTS:

@@ -379,23 +379,40 @@ def compare_config(name: str, redis_url: str, fake, floor: Proc, args: argparse.
         for proc, _ in apps.values():
             proc.stop()
     # The same POST load at the default window: a fold every few appends per session, in
-    # the same workers (the fake LLM answers at once).
-    for app_name, root, url in _apps(redis_url, args):
-        redis.Redis.from_url(url).flushdb()
-        folding = gunicorn_project(url, fake.base_url, root, **env, **_pinned(root))
-        try:
-            key = seed_project(folding.base)
-            calls = fake.chat_calls
-            runs = [
-                measured(folding, key, "post", args.seconds, args.connections) for _ in range(args.rounds)
-            ]
-        finally:
-            folding.stop()
+    # the same workers (the fake LLM answers at once). With a baseline, rounds alternate.
+    folding: dict[str, tuple[Proc, str]] = {}
+    try:
+        for app_name, root, url in _apps(redis_url, args):
+            redis.Redis.from_url(url).flushdb()
+            proc = gunicorn_project(url, fake.base_url, root, **env, **_pinned(root))
+            folding[app_name] = (proc, seed_project(proc.base))
+        calls = {app_name: 0 for app_name in folding}
+
+        def folds_round(app_name: str) -> dict[str, float]:
+            proc, key = folding[app_name]
+            before = fake.chat_calls
+            result = measured(proc, key, "post", args.seconds, args.connections)
+            # Let the folds this round left queued finish before the next app's round.
+            deadline = time.monotonic() + 10
+            seen = -1
+            while fake.chat_calls != seen and time.monotonic() < deadline:
+                seen = fake.chat_calls
+                time.sleep(0.5)
+            calls[app_name] += fake.chat_calls - before
+            return result
+
+        results = alternate(
+            [(app_name, lambda a=app_name: folds_round(a)) for app_name in folding], args.rounds
+        )
+    finally:
+        for proc, _ in folding.values():
+            proc.stop()
+    for app_name, runs in results.items():
         figures[app_name]["post_folds"] = median(runs, "rps") / figures[app_name]["post_floor_rps"]
         print(
             f"{_label(app_name)}POST -c{args.connections} at the default window (folds in the same workers): "
             f"{median(runs, 'rps'):.0f} rps => {figures[app_name]['post_folds']:.2f} of the floor; CPU per "
-            f"request {median(runs, 'cpu_ms'):.2f} ms; {fake.chat_calls - calls} LLM calls"
+            f"request {median(runs, 'cpu_ms'):.2f} ms; {calls[app_name]} LLM calls"
         )
     if args.baseline:
         print(f"[{name}] this checkout ÷ the baseline, each as a ratio to the floor in the same rounds:")

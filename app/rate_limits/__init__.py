@@ -8,6 +8,7 @@ from flask import Blueprint, Flask
 
 from app.domain.keyspace import Keyspace
 from app.rate_limits.auth_failures import AuthFailureGuard
+from app.rate_limits.headers import rate_limit_headers
 from app.rate_limits.in_store import EXTENSION, InStoreCharges, charged_in_store
 from app.rate_limits.limiter import build_limiter
 from app.rate_limits.storage import OneTripRedisStorage
@@ -19,6 +20,7 @@ __all__ = ["charged_in_store", "init_app"]
 def init_app(app: Flask, settings: Settings, exempt: list[Blueprint]) -> None:
     limiter = build_limiter(settings, app.extensions["recollect"].breaker)
     limiter.init_app(app)
+    app.after_request(rate_limit_headers(limiter))
     for blueprint in exempt:
         limiter.exempt(blueprint)
     storage = limiter.storage

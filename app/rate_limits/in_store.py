@@ -6,7 +6,7 @@ flask-limiter's hook skips it (``TenantLimiter``), and the decorator offers the 
 keys, limits and arithmetic limits' own storage would use — to the store
 (``app.domain.ratelimit.riding``), which runs it in the request's one script or pipeline.
 The outcome is flask-limiter's: the same counters and decision, its ``X-RateLimit-*``
-headers (its after-request hook reads the window the store saw) and its 429 and breach
+headers (``app.rate_limits.headers`` reads the window the store saw) and its 429 and breach
 hook. A request that fails before reaching the store (a bad body, a bad id) is charged on
 its own round trip, so every request counts once.
 
@@ -126,11 +126,11 @@ class InStoreCharges:
         self._storage.remember(pending.keys[window.index - 1], item.get_expiry(), window)
         breached = not window.admitted
         request_limit = RequestLimit(self._limiter, item, list(pending.identifiers), breached, True)
-        # What flask-limiter's own hook leaves for its after_request header hook.
+        # What flask-limiter's own hook leaves for the header hook (current_limit).
         self._limiter.context.view_rate_limit = request_limit
         self._limiter.context.view_rate_limits = [request_limit]
         if breached:
             log.info("ratelimit %s exceeded for %s", item, pending.identifiers[1])
             on_breach(request_limit)
-            # Retry-After: flask-limiter's header hook raises it to the window's reset.
+            # Retry-After: the header hook raises it to the window's reset.
             raise RateLimited("rate limit exceeded", retry_after=1)

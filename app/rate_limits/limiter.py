@@ -8,7 +8,7 @@
 * Counters live in Redis under their own prefix, so limits hold across every gunicorn
   worker and host. When Redis is unreachable the limiter abstains (``swallow_errors``) and
   the request gets the store's 503: every tenant route needs Redis anyway, and a raising
-  limiter turned outages into 500s (its header hook failed while the 503 was rendered).
+  limiter turned outages into 500s (its headers failed while the 503 was rendered).
   There is deliberately no in-memory fallback: that would quietly multiply every limit by
   the number of processes exactly when Redis struggles.
 * The limiter's pool shares the app's circuit breaker, so a hung Redis costs a request one
@@ -96,7 +96,8 @@ def build_limiter(settings: Settings, breaker: RedisBreaker) -> TenantLimiter:
         # would count each route separately).
         application_limits=[tenant_limit],
         strategy="sliding-window-counter",
-        headers_enabled=True,
+        # app.rate_limits.headers writes them.
+        headers_enabled=False,
         storage_uri=uri,
         storage_options=options,
         key_prefix=Keyspace(settings.key_prefix).rate_limit_prefix,

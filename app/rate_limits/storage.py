@@ -13,7 +13,7 @@ is what they mean (a second read could only add other requests' hits in between)
 
 The memory append and read routes go further: their charge runs inside the store's own
 round trip (``in_store``), and ``remember`` hands this storage the window it saw, so
-flask-limiter's header hook is answered the same way.
+the header hook (``app.rate_limits.headers``) is answered the same way.
 
 It is registered under the ``recollect+redis`` / ``recollect+rediss`` schemes through limits'
 storage registry (a ``Storage`` subclass with ``STORAGE_SCHEME``), its documented extension
