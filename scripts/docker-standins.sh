@@ -14,6 +14,9 @@
 # and a reachable Debian mirror (DEBIAN_MIRROR) the first time only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# debootstrap (and the chroot it runs) live in /usr/sbin, which a non-login root's PATH
+# may lack (a CI runner's, `env -i`): scripts/bootstrap.sh installs it there.
+PATH="$PATH:/usr/sbin:/sbin"
 
 # Bump when what goes into an image changes: cached tarballs and images are then rebuilt.
 STANDIN_VERSION=1
