@@ -60,6 +60,11 @@ class TenancyCache:
             hit = self._tenants.get(tenant_id, _MISSING)
         if hit is not _MISSING:
             return hit  # type: ignore[return-value]
+        return self.fresh_tenant(tenant_id)
+
+    def fresh_tenant(self, tenant_id: str) -> CachedTenant | None:
+        """The tenant as Redis holds it now (and cached so): for reads that must see every
+        write, whichever process made it (the admin API's, and a patch's base)."""
         record = self._store.read_tenant(tenant_id)
         entry = None
         if record is not None:

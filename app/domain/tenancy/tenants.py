@@ -118,13 +118,15 @@ class TenantRegistry:
                 return self.get_tenant(tenant_id)
 
     def get_tenant(self, tenant_id: str) -> Tenant:
-        entry = self._cache.tenant(tenant_id) if TENANT_ID_RE.fullmatch(tenant_id) else None
+        """The tenant as stored now: an operator reads what any worker just wrote, and a
+        patch applies to the current policy (authentication uses the ≤ 1 s cache)."""
+        entry = self._cache.fresh_tenant(tenant_id) if TENANT_ID_RE.fullmatch(tenant_id) else None
         if entry is None:
             raise NotFound(f"tenant {tenant_id!r} not found", code="tenant_not_found")
         return entry.tenant
 
     def list_tenants(self) -> list[Tenant]:
-        entries = (self._cache.tenant(i) for i in self._store.tenant_ids())
+        entries = (self._cache.fresh_tenant(i) for i in self._store.tenant_ids())
         return [e.tenant for e in entries if e is not None]
 
     def update_tenant(

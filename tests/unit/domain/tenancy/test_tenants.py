@@ -540,3 +540,25 @@ def test_a_key_created_while_its_tenant_is_being_deleted_does_not_outlive_it(
     assert fake_redis.keys("*") == []
     b.create_tenant("acme", with_key=False)
     assert not authenticates(store, defaults, clock, created[0])
+
+
+# --- two processes -----------------------------------------------------------------------------
+
+
+def test_an_operator_reads_what_another_process_just_wrote(registry, store, defaults, clock):
+    registry.create_tenant("acme")
+    other = TenantRegistry(store, TenancyCache(store, defaults, clock=clock), defaults)
+    assert other.get_tenant("acme").policy == Policy()  # now in the other process's cache
+    registry.update_tenant("acme", policy_patch={"window_size": 4})
+    # Within the cache's lifetime (the clock has not moved), yet the stored policy.
+    assert other.get_tenant("acme").policy == Policy(window_size=4)
+    assert [t.policy for t in other.list_tenants()] == [Policy(window_size=4)]
+
+
+def test_a_patch_applies_to_the_stored_policy_not_a_cached_one(registry, store, defaults, clock):
+    registry.create_tenant("acme")
+    other = TenantRegistry(store, TenancyCache(store, defaults, clock=clock), defaults)
+    other.get_tenant("acme")
+    registry.update_tenant("acme", policy_patch={"window_size": 4})
+    other.update_tenant("acme", policy_patch={"rate_limit": "5/second"})
+    assert registry.get_tenant("acme").policy == Policy(window_size=4, rate_limit="5/second")
