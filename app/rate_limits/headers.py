@@ -18,10 +18,9 @@ import redis.exceptions
 from flask import Response
 from flask_limiter import Limiter
 
-log = logging.getLogger("recollect")
+from app.response_headers import RETRY_STATUSES
 
-# Statuses whose Retry-After a client reads (the others never carried one).
-RETRY_STATUSES = frozenset({429, 503})
+log = logging.getLogger("recollect")
 
 
 def rate_limit_headers(limiter: Limiter) -> Callable[[Response], Response]:
@@ -46,8 +45,8 @@ def rate_limit_headers(limiter: Limiter) -> Callable[[Response], Response]:
             existing = headers.get("Retry-After")
             if existing is not None and existing.isdigit():
                 reset_at = max(reset_at, int(now + int(existing)))
-            # Never 0: a client reads that as "now".
-            headers["Retry-After"] = str(max(1, int(reset_at - now)))
+            # A wait under a second comes out 0; app.response_headers makes it 1.
+            headers["Retry-After"] = str(int(reset_at - now))
         return response
 
     return add_headers

@@ -6,23 +6,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from flask import Flask, Response
+from flask import Response
 
-from app.rate_limits.headers import rate_limit_headers
-from app.rate_limits.limiter import TenantLimiter
+from .conftest import limited_app
 
 
 @pytest.fixture
 def client():  # noqa: ANN201 - flask's test client
-    app = Flask(__name__)
-    limiter = TenantLimiter(
-        key_func=lambda: "tenant",
-        application_limits=["3/minute"],
-        storage_uri="memory://",
-        headers_enabled=False,
-    )
-    limiter.init_app(app)
-    app.after_request(rate_limit_headers(limiter))
+    app, limiter = limited_app("3/minute")
 
     @app.get("/exempt")
     @limiter.exempt

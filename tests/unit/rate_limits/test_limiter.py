@@ -7,16 +7,11 @@ from flask import Flask, request
 
 from app.rate_limits.limiter import TenantLimiter
 
+from .conftest import limited_app
+
 
 def _app(handed_over_paths: set[str]) -> tuple[Flask, TenantLimiter]:
-    app = Flask(__name__)
-    limiter = TenantLimiter(
-        key_func=lambda: "tenant",
-        application_limits=["2/minute"],
-        storage_uri="memory://",
-        headers_enabled=True,
-    )
-    limiter.init_app(app)
+    app, limiter = limited_app("2/minute")
     limiter.handed_over = lambda: request.path in handed_over_paths
 
     @app.get("/charged-elsewhere")
@@ -50,11 +45,7 @@ def test_other_requests_are_limited_as_flask_limiter_does() -> None:
 
 
 def test_without_a_store_to_hand_over_to_every_request_is_limited() -> None:
-    app = Flask(__name__)
-    limiter = TenantLimiter(
-        key_func=lambda: "tenant", application_limits=["1/minute"], storage_uri="memory://"
-    )
-    limiter.init_app(app)
+    app, _ = limited_app("1/minute")
     app.add_url_rule("/x", "x", lambda: "ok")
     client = app.test_client()
     assert [client.get("/x").status_code for _ in range(2)] == [200, 429]
