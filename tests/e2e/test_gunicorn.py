@@ -139,10 +139,13 @@ def test_connections_keep_being_served_while_workers_recycle_and_boot(start_guni
     with ThreadPoolExecutor(max_workers=4) as pool:
         answers = [answer for one in pool.map(client, range(4)) for answer in one]
     seen = Counter(answers)
-    # None refused; one reset at most: a connection whose handshake completes between a
-    # stopping worker's last accept and its close is reset by the kernel (unless
-    # net.ipv4.tcp_migrate_req=1 hands it to another socket of the group, docs/deploy.md).
-    assert seen[200] >= 159 and set(seen) <= {200, "ConnectionResetError"}, seen
     time.sleep(0.3)  # gunicorn writes its access line after each response
     workers = set(re.findall(r"pid=<?(\d+)", server.access_log.read_text()))
-    assert len(workers) >= 4, "the workers were recycled and new ones served"
+    recycles = len(workers) - 2
+    assert recycles >= 2, "the workers were recycled and new ones served"
+    # None refused, none left waiting at a booting worker. A reset only in the instant
+    # between a stopping worker's last accept and its close, so one per recycle at most;
+    # about one recycle in twenty has one here on a busy machine (net.ipv4.tcp_migrate_req=1
+    # hands that connection to another socket of the group instead, docs/deploy.md).
+    assert set(seen) <= {200, "ConnectionResetError"}, seen
+    assert seen["ConnectionResetError"] <= recycles, (seen, recycles)
