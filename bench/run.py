@@ -199,9 +199,12 @@ def seed_project(base: str) -> str:
 
 
 def alternate(runs: list[tuple[str, callable]], rounds: int) -> dict[str, list[dict[str, float]]]:
+    """Every run once per round, each round starting one further along the list, so no app
+    always goes first (right after another app's load, or right after a restart)."""
     results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in runs}
-    for _ in range(rounds):
-        for name, run in runs:
+    for r in range(rounds):
+        start = r % len(runs)
+        for name, run in runs[start:] + runs[:start]:
             results[name].append(run())
     return results
 
@@ -338,9 +341,25 @@ def _report(
     )
     if connections == 1:
         figures[f"{mode}_p50"], figures[f"{mode}_p99"] = p50, p99
+        _keep_rounds(figures, f"{mode}_p50", runs, "p50_ms")
+        _keep_rounds(figures, f"{mode}_p99", runs, "p99_ms")
     else:
         figures[mode] = rps
         figures[f"{mode}_floor_rps"] = median(floor, "rps")
+        _keep_rounds(figures, mode, runs, "rps")
+
+
+def _keep_rounds(figures: dict, figure: str, runs: list[dict[str, float]], field: str) -> None:
+    # Each round's raw value, for the paired comparison with a baseline measured in it.
+    figures.setdefault("rounds", {})[figure] = [r[field] for r in runs]
+
+
+def _paired(now: list[float], before: list[float]) -> str:
+    """This checkout ÷ the baseline round by round (both ran minutes apart at most in the
+    same round, against the same floor), and the median of those: steadier than the ratio
+    of two medians on a machine whose speed drifts between rounds."""
+    ratios = [a / b for a, b in zip(now, before, strict=True)]
+    return f"per round {' '.join(f'{r:.2f}' for r in ratios)} => median {statistics.median(ratios):.2f}"
 
 
 def compare_config(name: str, redis_url: str, fake, floor: Proc, args: argparse.Namespace) -> list[str]:  # noqa: ANN001
@@ -409,6 +428,7 @@ def compare_config(name: str, redis_url: str, fake, floor: Proc, args: argparse.
             proc.stop()
     for app_name, runs in results.items():
         figures[app_name]["post_folds"] = median(runs, "rps") / figures[app_name]["post_floor_rps"]
+        _keep_rounds(figures[app_name], "post_folds", runs, "rps")
         print(
             f"{_label(app_name)}POST -c{args.connections} at the default window (folds in the same workers): "
             f"{median(runs, 'rps'):.0f} rps => {figures[app_name]['post_folds']:.2f} of the floor; CPU per "
@@ -418,7 +438,9 @@ def compare_config(name: str, redis_url: str, fake, floor: Proc, args: argparse.
         print(f"[{name}] this checkout ÷ the baseline, each as a ratio to the floor in the same rounds:")
         for figure in ("get", "post", "post_folds", "get_p50", "post_p50", "get_p99", "post_p99"):
             now, before = figures["project"][figure], figures["baseline"][figure]
-            print(f"[{name}]   {figure}: {now:.2f} now, {before:.2f} baseline => {now / before:.2f}")
+            paired = _paired(figures["project"]["rounds"][figure], figures["baseline"]["rounds"][figure])
+            ratio = now / before
+            print(f"[{name}]   {figure}: {now:.2f} now, {before:.2f} baseline => {ratio:.2f}; {paired}")
     ours = figures["project"]
 
     def verdict(label: str, value: float, target: float, at_least: bool) -> str:
