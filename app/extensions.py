@@ -95,7 +95,6 @@ def build_runner(resources: Resources) -> JobRunner:
 
     settings = resources.settings
     fold = Fold(
-        resources.store,
         resources.folding,
         resources.authenticator.principal_for,
         resources.usage,

@@ -1,6 +1,6 @@
 """One fold, for one session: lock and read → plan → summarize → commit, unlock and
 re-check — two Redis round trips besides the summarizer's own calls
-(``SessionStore.begin_fold`` and ``finish_fold``).
+(``FoldingStore.begin_fold`` and ``finish_fold``).
 
 The commit re-checks the lock token, the session generation and the watermark atomically:
 a lock that expired mid-call, a DELETE, or a concurrent single-message delete makes it
@@ -14,10 +14,9 @@ import random
 import time
 from collections.abc import Callable
 
-from app.domain.folding.store import FoldingStore
+from app.domain.folding.scripts import FoldCommit
+from app.domain.folding.store import FoldingStore, FoldState
 from app.domain.folding.summarizer import Line, Summarizer, SummarizerError
-from app.domain.memory.scripts import FoldCommit
-from app.domain.memory.store import FoldState, SessionStore
 from app.domain.memory.window import overflows, plan_fold
 from app.domain.scheduling.locking import run_locked
 from app.domain.scheduling.outcome import (
@@ -41,7 +40,6 @@ class Fold:
 
     def __init__(
         self,
-        sessions: SessionStore,
         folding: FoldingStore,
         principal_for: Callable[[str], Principal | None],
         usage: UsageLedger,
@@ -51,7 +49,6 @@ class Fold:
         rng: random.Random | None = None,
         observer: JobObserver | None = None,
     ) -> None:
-        self._sessions = sessions
         self._folding = folding
         self._principal_for = principal_for
         self._usage = usage
@@ -61,7 +58,7 @@ class Fold:
         self.observer = observer or JobObserver()
 
     def still_due(self, principal: Principal, session_id: str) -> bool:
-        length, window_tokens = self._sessions.window_stats(principal.tenant_id, session_id)
+        length, window_tokens = self._folding.window_stats(principal.tenant_id, session_id)
         policy = principal.policy
         return overflows(
             length, window_tokens, window_size=policy.window_size, window_tokens=policy.window_tokens
@@ -77,7 +74,7 @@ class Fold:
         if principal is None:
             return RunResult(Outcome.GONE)
         return run_locked(
-            lambda token: self._sessions.begin_fold(
+            lambda token: self._folding.begin_fold(
                 tenant_id, session_id, lock_token=token, lock_seconds=self.timing.lock_seconds
             ),
             lambda token, state: self._locked(principal, session_id, token, state),
@@ -155,7 +152,7 @@ class Fold:
         self, principal: Principal, session_id: str, token: str, commit: FoldCommit | None
     ) -> FinishedRun:
         policy = principal.policy
-        return self._sessions.finish_fold(
+        return self._folding.finish_fold(
             principal.tenant_id,
             session_id,
             commit,

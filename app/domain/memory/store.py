@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from redis import Redis
 
 from app.domain.clock import now_ms, utc_day, utc_iso
@@ -33,12 +32,8 @@ from app.domain.memory.scripts import (
     AppendArgs,
     AppendResult,
     AppendScript,
-    BeginFoldScript,
     DeleteMessageScript,
     EraseSessionScript,
-    FinishFoldScript,
-    FoldCommit,
-    FoldEnd,
     TenantWideKeys,
 )
 from app.domain.memory.stored_format import (
@@ -53,7 +48,6 @@ from app.domain.ratelimit.charge import ChargeScript
 from app.domain.ratelimit.riding import take_ride
 from app.domain.redis_access import is_cluster, translates_outages
 from app.domain.scheduling.claims import FoldClaim
-from app.domain.scheduling.outcome import FinishedRun
 
 IDEMPOTENCY_SECONDS = 24 * 3600
 
@@ -75,28 +69,6 @@ class HistoryPage:
     next_before: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class FoldState:
-    """A consistent snapshot of what a fold needs."""
-
-    gen: str | None
-    messages: list[dict[str, Any]]
-    summary: str | None
-    watermark: int
-
-    @classmethod
-    def parse(
-        cls, gen: bytes | None, summary: bytes | None, watermark: bytes | None, window: list[bytes]
-    ) -> FoldState:
-        """From the meta fields and the stored window elements (oldest first)."""
-        return cls(
-            gen=gen.decode() if gen else None,
-            messages=[orjson.loads(api_message(raw)) for raw in window],
-            summary=summary.decode() if summary else None,
-            watermark=int(watermark or 0),
-        )
-
-
 @translates_outages
 class SessionStore:
     def __init__(
@@ -112,8 +84,6 @@ class SessionStore:
         self._cluster = is_cluster(redis)
         self._append = AppendScript()
         self._delete_message = DeleteMessageScript()
-        self._begin_fold = BeginFoldScript()
-        self._finish_fold = FinishFoldScript()
         self._erase_session = EraseSessionScript()
         self._charge = ChargeScript()
 
@@ -312,66 +282,6 @@ class SessionStore:
         if ttl_seconds > 0:
             cutoff = int(time.time() * 1000) - ttl_seconds * 1000
             pipe.zremrangebyscore(index, "-inf", f"({cutoff}")
-
-    # --- folding -----------------------------------------------------------------------
-
-    def fold_state(self, tenant_id: str, session_id: str) -> FoldState:
-        keys = self._keys.session(tenant_id, session_id)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hmget(keys.meta, "gen", "sum", "wm")
-        pipe.lrange(keys.window, 0, -1)
-        (gen, summary, wm), window = pipe.execute()
-        return FoldState.parse(gen, summary, wm, window)
-
-    def begin_fold(
-        self, tenant_id: str, session_id: str, *, lock_token: str, lock_seconds: float
-    ) -> FoldState | None:
-        """Take the session's fold lock and read what the fold needs, in one round trip.
-        None while another process holds the lock; a state without ``gen`` (and no lock
-        kept) when the session does not exist."""
-        keys = self._keys.session(tenant_id, session_id)
-        reply = self._begin_fold.run(
-            self._redis, keys, lock_token=lock_token, lock_ms=int(lock_seconds * 1000)
-        )
-        if reply == 0:
-            return None
-        gen, summary, wm, *window = reply
-        return FoldState.parse(gen, summary, wm, window)
-
-    def finish_fold(
-        self,
-        tenant_id: str,
-        session_id: str,
-        commit: FoldCommit | None,
-        *,
-        lock_token: str,
-        window_size: int,
-        window_tokens: int | None,
-    ) -> FinishedRun:
-        """End a fold in one round trip: commit it (the new summary, the watermark, exactly
-        the folded messages dropped or archived) only if nothing moved underneath, release
-        the lock, and re-check the window against its bounds. On a single node the
-        session's due mark is settled in the same step (``FinishedRun.settled``): dropped,
-        or due now when more is due."""
-        end = FoldEnd(
-            lock_token=lock_token,
-            commit=commit,
-            window_size=window_size,
-            window_tokens=window_tokens,
-            due_member=self._keys.due_member(tenant_id, session_id),
-            now=time.time(),
-        )
-        due = None if self._cluster else self._keys.due
-        return self._finish_fold.run(self._redis, self._keys.session(tenant_id, session_id), end, due=due)
-
-    def window_stats(self, tenant_id: str, session_id: str) -> tuple[int, int]:
-        """(messages in the window, tokens in the window)."""
-        keys = self._keys.session(tenant_id, session_id)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.llen(keys.window)
-        pipe.hget(keys.meta, "wt")
-        length, wt = pipe.execute()
-        return int(length), int(wt or 0)
 
     # --- tenant-wide -------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
+from app.domain.folding.store import FoldingStore
 from app.domain.keyspace import Keyspace
 from app.domain.scheduling.due_set import DueSet
 from app.domain.tenancy.policy import PolicyDefaults
@@ -18,6 +19,12 @@ def fake_redis() -> fakeredis.FakeRedis:
 @pytest.fixture
 def keyspace() -> Keyspace:
     return Keyspace("rc")
+
+
+@pytest.fixture
+def fold_store(fake_redis, keyspace) -> FoldingStore:
+    """A fold's Redis commands; also the plain reader of a session's window in other tests."""
+    return FoldingStore(fake_redis, keyspace)
 
 
 @pytest.fixture

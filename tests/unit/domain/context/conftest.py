@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from app.domain.context.service import ContextService
-from app.domain.memory.scripts import FoldCommit
+from app.domain.folding.scripts import FoldCommit
 from app.domain.memory.store import SessionStore
 from app.domain.memory.stored_format import NewMessage
 from app.domain.search.service import Hit
@@ -82,16 +82,16 @@ def append(sessions) -> Callable[..., list[int]]:
 
 
 @pytest.fixture
-def fold(fake_redis, keyspace, sessions) -> Callable[..., None]:
+def fold(fold_store, fake_redis, keyspace, sessions) -> Callable[..., None]:
     """Fold the ``count`` oldest window messages into the archive under a new summary
     (what a fold does with long-term memory on)."""
 
     def fold(session_id: str, count: int, summary: str, *, tenant: str = TENANT) -> None:
-        state = sessions.begin_fold(tenant, session_id, lock_token="fold-token", lock_seconds=30)
+        state = fold_store.begin_fold(tenant, session_id, lock_token="fold-token", lock_seconds=30)
         assert state is not None and state.gen is not None
         folded = [m["id"] for m in state.messages[:count]]
         commit = FoldCommit(state.gen, state.watermark, 0, summary, 10 * count, folded, archive=True)
-        finished = sessions.finish_fold(
+        finished = fold_store.finish_fold(
             tenant, session_id, commit, lock_token="fold-token", window_size=1000, window_tokens=None
         )
         assert finished.status == "ok"

@@ -8,7 +8,6 @@ from collections.abc import Callable
 import pytest
 
 from app.domain.folding.fold import Fold
-from app.domain.folding.store import FoldingStore
 from app.domain.memory.store import SessionStore
 from app.domain.memory.stored_format import NewMessage
 from app.domain.scheduling.outcome import JobTiming
@@ -24,16 +23,11 @@ def sessions(fake_redis, keyspace) -> SessionStore:
 
 
 @pytest.fixture
-def fold_locks(fake_redis, keyspace) -> FoldingStore:
-    return FoldingStore(fake_redis, keyspace)
-
-
-@pytest.fixture
-def take_fold_lock(sessions) -> Callable[..., bool]:
+def take_fold_lock(fold_store, sessions) -> Callable[..., bool]:
     """Take an existing session's fold lock, as another process's fold does."""
 
     def take(session_id: str, token: str, *, seconds: float = 30.0) -> bool:
-        state = sessions.begin_fold(TENANT, session_id, lock_token=token, lock_seconds=seconds)
+        state = fold_store.begin_fold(TENANT, session_id, lock_token=token, lock_seconds=seconds)
         assert state is None or state.gen is not None, "a session must exist to hold its fold lock"
         return state is not None
 
@@ -73,10 +67,8 @@ def timing() -> JobTiming:
 
 
 @pytest.fixture
-def fold(sessions, fold_locks, tenants, usage, summarizer, timing, observer) -> Fold:
-    return Fold(
-        sessions, fold_locks, tenants, usage, summarizer, timing, rng=random.Random(7), observer=observer
-    )
+def fold(fold_store, tenants, usage, summarizer, timing, observer) -> Fold:
+    return Fold(fold_store, tenants, usage, summarizer, timing, rng=random.Random(7), observer=observer)
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from app.domain.folding.store import FoldingStore
 from app.domain.folding.summarizer import Line, SummarizerError, SummaryResult
-from app.domain.memory.store import SessionStore
 from tests.unit.domain.fakes import RecordingObserver, Tenants  # noqa: F401 - re-exported
 
 TENANT = "acme"
@@ -67,5 +67,5 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
     return bool(predicate())
 
 
-def window_ids(sessions: SessionStore, session_id: str, tenant_id: str = TENANT) -> list[int]:
-    return [int(m["id"]) for m in sessions.fold_state(tenant_id, session_id).messages]
+def window_ids(fold_store: FoldingStore, session_id: str, tenant_id: str = TENANT) -> list[int]:
+    return [int(m["id"]) for m in fold_store.fold_state(tenant_id, session_id).messages]

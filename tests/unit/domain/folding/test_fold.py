@@ -30,15 +30,15 @@ def with_budget(tenants, defaults, budget: int) -> None:
 
 
 def test_done_folds_the_oldest_messages_into_the_summary_leaving_half_the_window(
-    fold, seed, sessions, summarizer
+    fold_store, fold, seed, sessions, summarizer
 ):
     seed("s1", 7)
     assert fold.run(TENANT, "s1") == RunResult(Outcome.DONE, more_due=False), "nothing more is due"
-    state = sessions.fold_state(TENANT, "s1")
+    state = fold_store.fold_state(TENANT, "s1")
     assert [m["id"] for m in state.messages] == [6, 7], "window_size // 2 newest stay"
     assert state.summary == "m1,m2,m3,m4,m5"
     assert state.watermark == 5
-    assert sessions.window_stats(TENANT, "s1") == (2, 2 * MESSAGE_TOKENS)
+    assert fold_store.window_stats(TENANT, "s1") == (2, 2 * MESSAGE_TOKENS)
     (call,) = summarizer.calls
     assert call.previous is None
     assert [(line.role, line.content) for line in call.lines] == [
@@ -51,15 +51,17 @@ def test_done_folds_the_oldest_messages_into_the_summary_leaving_half_the_window
     assert call.model == "test-model" and call.prompt == "Be brief."
 
 
-def test_a_later_fold_sends_the_previous_summary_and_only_the_new_lines(fold, seed, sessions, summarizer):
+def test_a_later_fold_sends_the_previous_summary_and_only_the_new_lines(
+    fold_store, fold, seed, sessions, summarizer
+):
     seed("s1", 7)
     fold.run(TENANT, "s1")
     seed("s1", 3, start=8)
     assert fold.run(TENANT, "s1")[0] == Outcome.DONE
     previous, new = summarizer.calls[1].previous, [line.content for line in summarizer.calls[1].lines]
     assert previous == "m1,m2,m3,m4,m5" and new == ["m6", "m7", "m8"]
-    assert sessions.fold_state(TENANT, "s1").summary == "m1,m2,m3,m4,m5+m6,m7,m8"
-    assert window_ids(sessions, "s1") == [9, 10]
+    assert fold_store.fold_state(TENANT, "s1").summary == "m1,m2,m3,m4,m5+m6,m7,m8"
+    assert window_ids(fold_store, "s1") == [9, 10]
 
 
 def test_done_records_the_llm_spend_on_the_tenant_session_and_observer(
@@ -76,11 +78,11 @@ def test_done_records_the_llm_spend_on_the_tenant_session_and_observer(
     assert observer.llm_calls == [(TENANT, 120, 15)]
 
 
-def test_nothing_when_the_window_is_within_policy(fold, seed, sessions, summarizer):
+def test_nothing_when_the_window_is_within_policy(fold_store, fold, seed, sessions, summarizer):
     seed("s1", 4)
     assert fold.run(TENANT, "s1") == RunResult(Outcome.NOTHING, more_due=False)
     assert summarizer.calls == []
-    assert window_ids(sessions, "s1") == [1, 2, 3, 4]
+    assert window_ids(fold_store, "s1") == [1, 2, 3, 4]
 
 
 def test_gone_for_an_unknown_tenant_without_taking_the_lock(fold, seed, tenants, summarizer, take_fold_lock):
@@ -114,7 +116,7 @@ def test_busy_when_another_fold_holds_the_lock_and_its_lock_is_left_alone(
 
 
 def test_failed_backs_off_at_least_the_servers_retry_after_and_counts_the_failure(
-    fold, seed, sessions, summarizer, fake_redis, keyspace
+    fold_store, fold, seed, sessions, summarizer, fake_redis, keyspace
 ):
     seed("s1", 7)
     summarizer.error = SummarizerError("slow down", retry_after=50.0, code="llm_rate_limited")
@@ -123,8 +125,8 @@ def test_failed_backs_off_at_least_the_servers_retry_after_and_counts_the_failur
     assert delay is not None and delay >= 50.0
     assert meta(fake_redis, keyspace, "fails") == b"1"
     assert meta(fake_redis, keyspace, "err") == b"llm_rate_limited"
-    assert window_ids(sessions, "s1") == list(range(1, 8)), "nothing is folded"
-    assert sessions.fold_state(TENANT, "s1").summary is None
+    assert window_ids(fold_store, "s1") == list(range(1, 8)), "nothing is folded"
+    assert fold_store.fold_state(TENANT, "s1").summary is None
 
 
 def test_failed_backoff_grows_with_the_sessions_failure_count(
@@ -150,7 +152,7 @@ def test_failed_on_a_session_deleted_during_the_call_is_gone(
 
 
 def test_deferred_when_todays_token_budget_is_spent_and_the_messages_stay(
-    fold, seed, sessions, usage, tenants, defaults, summarizer, timing
+    fold_store, fold, seed, sessions, usage, tenants, defaults, summarizer, timing
 ):
     with_budget(tenants, defaults, 100)
     seed("s1", 7)
@@ -159,7 +161,7 @@ def test_deferred_when_todays_token_budget_is_spent_and_the_messages_stay(
     assert outcome == Outcome.DEFERRED
     assert delay is not None and 0 < delay <= timing.budget_recheck
     assert summarizer.calls == []
-    assert window_ids(sessions, "s1") == list(range(1, 8))
+    assert window_ids(fold_store, "s1") == list(range(1, 8))
 
 
 def test_a_budget_not_yet_spent_lets_the_fold_run(fold, seed, usage, tenants, defaults):
@@ -177,12 +179,12 @@ def test_a_zero_budget_means_unlimited(fold, seed, usage, tenants, defaults):
 
 
 def test_conflict_when_a_folded_message_is_deleted_during_the_call_and_the_tokens_still_count(
-    fold, seed, sessions, usage, summarizer
+    fold_store, fold, seed, sessions, usage, summarizer
 ):
     seed("s1", 7)
     summarizer.during = lambda: sessions.delete_message(TENANT, "s1", 2)
     assert fold.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
-    state = sessions.fold_state(TENANT, "s1")
+    state = fold_store.fold_state(TENANT, "s1")
     assert [m["id"] for m in state.messages] == [1, 3, 4, 5, 6, 7], "nothing folded"
     assert state.summary is None, "the deleted message must not live on in the summary"
     assert state.watermark == 0
@@ -192,12 +194,12 @@ def test_conflict_when_a_folded_message_is_deleted_during_the_call_and_the_token
 
 
 def test_conflict_when_the_lock_expired_during_the_call(
-    fold, seed, sessions, summarizer, fake_redis, keyspace
+    fold_store, fold, seed, sessions, summarizer, fake_redis, keyspace
 ):
     seed("s1", 7)
     summarizer.during = lambda: fake_redis.delete(lock_key(keyspace))
     assert fold.run(TENANT, "s1") == RunResult(Outcome.CONFLICT)
-    assert window_ids(sessions, "s1") == list(range(1, 8))
+    assert window_ids(fold_store, "s1") == list(range(1, 8))
 
 
 def test_a_session_deleted_during_the_call_is_not_written_into_and_the_retry_finds_it_gone(
@@ -212,11 +214,11 @@ def test_a_session_deleted_during_the_call_is_not_written_into_and_the_retry_fin
     assert fold.run(TENANT, "s1") == RunResult(Outcome.GONE)
 
 
-def test_messages_appended_during_the_call_stay_in_the_window(fold, seed, sessions, summarizer):
+def test_messages_appended_during_the_call_stay_in_the_window(fold_store, fold, seed, sessions, summarizer):
     seed("s1", 7)
     summarizer.during = lambda: seed("s1", 2, start=8)
     assert fold.run(TENANT, "s1")[0] == Outcome.DONE
-    assert window_ids(sessions, "s1") == [6, 7, 8, 9]
+    assert window_ids(fold_store, "s1") == [6, 7, 8, 9]
 
 
 @pytest.mark.parametrize(

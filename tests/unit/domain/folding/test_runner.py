@@ -55,14 +55,14 @@ def block(summarizer) -> threading.Event:
 
 
 def test_request_fold_on_an_overflowing_session_folds_it_in_the_pool(
-    make_runner, seed, sessions, observer, schedule
+    fold_store, make_runner, seed, sessions, observer, schedule
 ):
     runner = make_runner(sweep_interval=60)
     seed("s1", 7)
     runner.request_fold(TENANT, "s1")
     assert wait_until(lambda: "done" in observer.outcomes and schedule.stats().sessions == 0)
-    assert window_ids(sessions, "s1") == [6, 7]
-    assert sessions.fold_state(TENANT, "s1").summary == "m1,m2,m3,m4,m5"
+    assert window_ids(fold_store, "s1") == [6, 7]
+    assert fold_store.fold_state(TENANT, "s1").summary == "m1,m2,m3,m4,m5"
 
 
 def test_request_fold_never_runs_the_fold_in_the_callers_thread(make_runner, seed, summarizer):
@@ -77,15 +77,15 @@ def test_request_fold_never_runs_the_fold_in_the_callers_thread(make_runner, see
 
 
 def test_messages_appended_during_a_fold_are_folded_by_a_follow_up_fold(
-    make_runner, seed, sessions, observer, summarizer, policy
+    fold_store, make_runner, seed, sessions, observer, summarizer, policy
 ):
     runner = make_runner(sweep_interval=60)
     seed("s1", 7)
     summarizer.during = lambda: seed("s1", 5, start=8)
     runner.request_fold(TENANT, "s1")
     assert wait_until(lambda: observer.outcomes.count("done") == 2)
-    assert wait_until(lambda: len(window_ids(sessions, "s1")) <= policy.window_size)
-    assert window_ids(sessions, "s1") == [11, 12]
+    assert wait_until(lambda: len(window_ids(fold_store, "s1")) <= policy.window_size)
+    assert window_ids(fold_store, "s1") == [11, 12]
 
 
 def append_as_a_post_does(runner, sessions, policy, session_id: str, count: int, start: int):
@@ -119,7 +119,7 @@ def test_request_fold_sends_nothing_while_the_sessions_fold_is_in_flight_here(
 
 
 def test_an_append_during_a_fold_is_refused_a_claim_and_the_fold_folds_it_afterwards(
-    make_runner, seed, sessions, summarizer, observer, policy, schedule
+    fold_store, make_runner, seed, sessions, summarizer, observer, policy, schedule
 ):
     runner = make_runner(sweep_interval=60)
     seed("s1", 7)
@@ -129,17 +129,17 @@ def test_an_append_during_a_fold_is_refused_a_claim_and_the_fold_folds_it_afterw
     assert append_as_a_post_does(runner, sessions, policy, "s1", 5, start=8).fold_claimed is False
     gate.set()
     assert wait_until(lambda: observer.outcomes.count("done") == 2 and schedule.stats().sessions == 0)
-    assert window_ids(sessions, "s1") == [11, 12]
+    assert window_ids(fold_store, "s1") == [11, 12]
 
 
 def test_an_append_right_after_a_folds_commit_claims_the_next_fold_itself(
-    make_runner, seed, sessions, observer, policy, schedule, monkeypatch
+    fold_store, make_runner, seed, sessions, observer, policy, schedule, monkeypatch
 ):
     # The fold's commit has settled the due mark, and the runner still counts the fold as
     # in flight: the append's own claim must win, or nothing would fold what it added.
     runner = make_runner(sweep_interval=60)
     seed("s1", 7)
-    finish = sessions.finish_fold
+    finish = fold_store.finish_fold
     claimed: list[bool | None] = []
 
     def then_append(*args, **kwargs):
@@ -148,11 +148,11 @@ def test_an_append_right_after_a_folds_commit_claims_the_next_fold_itself(
             claimed.append(append_as_a_post_does(runner, sessions, policy, "s1", 5, start=8).fold_claimed)
         return finished
 
-    monkeypatch.setattr(sessions, "finish_fold", then_append)
+    monkeypatch.setattr(fold_store, "finish_fold", then_append)
     runner.request_fold(TENANT, "s1")
     assert wait_until(lambda: observer.outcomes.count("done") == 2 and schedule.stats().sessions == 0)
     assert claimed == [True]
-    assert window_ids(sessions, "s1") == [11, 12]
+    assert window_ids(fold_store, "s1") == [11, 12]
 
 
 def test_prepare_claim_has_no_slot_when_every_worker_is_busy(make_runner, seed, summarizer):
@@ -170,7 +170,7 @@ def test_prepare_claim_has_no_slot_when_every_worker_is_busy(make_runner, seed, 
 
 
 def test_a_request_without_a_free_worker_leaves_the_session_due_for_later(
-    make_runner, seed, summarizer, fake_redis, keyspace, sessions
+    fold_store, make_runner, seed, summarizer, fake_redis, keyspace, sessions
 ):
     runner = make_runner(workers=1, sweep_interval=60)
     seed("s1", 7)
@@ -184,7 +184,7 @@ def test_a_request_without_a_free_worker_leaves_the_session_due_for_later(
     assert score is not None and score <= time.time(), "marked due now, not leased"
     assert score >= before - 1
     gate.set()
-    assert window_ids(sessions, "s2") == list(range(1, 8))
+    assert window_ids(fold_store, "s2") == list(range(1, 8))
 
 
 def test_start_claimed_hands_the_claim_back_to_the_due_set_when_no_slot_is_free(
@@ -207,12 +207,14 @@ def test_start_claimed_hands_the_claim_back_to_the_due_set_when_no_slot_is_free(
     gate.set()
 
 
-def test_the_sweeper_folds_a_session_marked_due_in_the_past(make_runner, seed, schedule, sessions, keyspace):
+def test_the_sweeper_folds_a_session_marked_due_in_the_past(
+    fold_store, make_runner, seed, schedule, sessions, keyspace
+):
     seed("s1", 7)
     schedule.mark_due([keyspace.due_member(TENANT, "s1")], time.time() - 10)
     runner = make_runner(sweep_interval=0.05)
     runner.start()
-    assert wait_until(lambda: window_ids(sessions, "s1") == [6, 7])
+    assert wait_until(lambda: window_ids(fold_store, "s1") == [6, 7])
     assert wait_until(lambda: schedule.stats().sessions == 0)
 
 
@@ -247,7 +249,7 @@ def test_sweep_claims_no_more_sessions_than_there_are_free_workers(
 
 
 def test_a_failing_fold_is_rescheduled_after_its_backoff_not_dropped(
-    make_runner, seed, summarizer, fake_redis, keyspace, observer, sessions
+    fold_store, make_runner, seed, summarizer, fake_redis, keyspace, observer, sessions
 ):
     runner = make_runner(sweep_interval=60)
     seed("s1", 7)
@@ -257,7 +259,7 @@ def test_a_failing_fold_is_rescheduled_after_its_backoff_not_dropped(
     assert wait_until(lambda: (due_score(fake_redis, keyspace, "s1") or 0) > started + LEASE + 1)
     assert due_score(fake_redis, keyspace, "s1") >= started + 30.0
     assert observer.outcomes == ["queued", "failed", "retried"]
-    assert window_ids(sessions, "s1") == list(range(1, 8))
+    assert window_ids(fold_store, "s1") == list(range(1, 8))
 
 
 def test_a_crashing_fold_is_rescheduled_after_retry_base(
@@ -318,7 +320,7 @@ def test_a_fold_for_a_removed_tenant_drops_the_due_mark(make_runner, seed, tenan
 
 
 def test_shutdown_hands_queued_folds_back_to_the_due_set(
-    make_runner, seed, summarizer, fake_redis, keyspace, sessions, monkeypatch
+    fold_store, make_runner, seed, summarizer, fake_redis, keyspace, sessions, monkeypatch
 ):
     # One pool thread behind two slots, so the second fold really waits in the pool's queue.
     monkeypatch.setattr(
@@ -339,10 +341,10 @@ def test_shutdown_hands_queued_folds_back_to_the_due_set(
     handed_back = due_score(fake_redis, keyspace, "s2")
     assert handed_back is not None and handed_back <= time.time(), "due now, not at the lease's end"
     gate.set()
-    assert wait_until(lambda: window_ids(sessions, "s1") == [6, 7]), "the running fold finishes"
+    assert wait_until(lambda: window_ids(fold_store, "s1") == [6, 7]), "the running fold finishes"
     time.sleep(0.1)
     assert [call.lines[0].content for call in summarizer.calls] == ["m1"], "the queued fold never ran"
-    assert window_ids(sessions, "s2") == list(range(1, 8))
+    assert window_ids(fold_store, "s2") == list(range(1, 8))
 
 
 def test_shutdown_stops_the_sweeper(make_runner, seed, schedule, keyspace, summarizer, fake_redis):
@@ -405,8 +407,8 @@ def test_the_observer_sees_a_busy_fold(make_runner, seed, take_fold_lock, observ
     assert observer.outcomes == ["queued", "busy"]
 
 
-def test_fold_runs_one_fold_in_the_callers_thread(make_runner, seed, sessions):
+def test_fold_runs_one_fold_in_the_callers_thread(fold_store, make_runner, seed, sessions):
     runner = make_runner(sweep_interval=60)
     seed("s1", 7)
     assert runner.run_now(TENANT, "s1") == ("done", None, False)
-    assert window_ids(sessions, "s1") == [6, 7]
+    assert window_ids(fold_store, "s1") == [6, 7]

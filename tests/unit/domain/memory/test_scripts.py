@@ -1,5 +1,6 @@
-"""The typed wrappers of the session scripts: what each script does to a session, what it
-answers, and that a script missing from Redis's cache (NOSCRIPT) is sent again by EVAL."""
+"""The typed wrappers of the scripts on a session's keys — memory's append and delete, and a
+fold's finish (``folding.scripts``): what each does to a session, what it answers, and that
+a script missing from Redis's cache (NOSCRIPT) is sent again by EVAL."""
 
 from __future__ import annotations
 
@@ -8,13 +9,8 @@ from typing import Any
 import pytest
 import redis.exceptions
 
-from app.domain.memory.scripts import (
-    AppendResult,
-    DeleteMessageScript,
-    FinishFoldScript,
-    FoldCommit,
-    FoldEnd,
-)
+from app.domain.folding.scripts import FinishFoldScript, FoldCommit, FoldEnd
+from app.domain.memory.scripts import AppendResult, DeleteMessageScript
 from app.domain.scheduling.outcome import FinishedRun
 
 from .conftest import TENANT, messages
@@ -47,11 +43,11 @@ def keys(keyspace):
 
 
 @pytest.fixture
-def gen(store, fake_redis, keys) -> str:
+def gen(fold_store, store, fake_redis, keys) -> str:
     """A session s1 with messages 1..4 (10 tokens each), its fold lock held by ``LOCK``."""
     store.append(TENANT, "s1", messages("m1", "m2", "m3", "m4"))
     fake_redis.set(keys.lock, LOCK)
-    value = store.fold_state(TENANT, "s1").gen
+    value = fold_store.fold_state(TENANT, "s1").gen
     assert value is not None
     return value
 
@@ -203,10 +199,10 @@ def test_a_commit_is_refused_when_a_folded_message_was_deleted_meanwhile(store, 
     assert window_ids(fake_redis, keys) == [1, 3, 4]
 
 
-def test_a_commit_compares_whole_ids_not_prefixes(store, fake_redis, keys):
+def test_a_commit_compares_whole_ids_not_prefixes(fold_store, store, fake_redis, keys):
     store.append(TENANT, "s1", messages(*(f"m{i}" for i in range(1, 13))))
     fake_redis.set(keys.lock, LOCK)
-    gen = store.fold_state(TENANT, "s1").gen
+    gen = fold_store.fold_state(TENANT, "s1").gen
     fake_redis.lpop(keys.window)  # the window now starts at id 2
     assert committed(fake_redis, keys, commit(gen, [1])) == "changed"
     fake_redis.lpop(keys.window, 9)  # ... and now at id 11

@@ -12,8 +12,9 @@ import pytest
 
 from app.domain import tokens
 from app.domain.errors import Forbidden, InvalidRequest, NotFound, QuotaExceeded, TooLarge
+from app.domain.folding.scripts import FoldCommit
+from app.domain.folding.store import FoldingStore
 from app.domain.memory import store as store_module
-from app.domain.memory.scripts import FoldCommit
 from app.domain.memory.service import MAX_SESSION_ID_BYTES, MemoryService, validate_session_id
 from app.domain.scheduling.claims import FoldClaim
 from app.domain.tenancy.authentication import Principal
@@ -459,11 +460,14 @@ def test_without_long_term_memory_nothing_is_pending_indexing(service, principal
 
 
 def fold_into_archive(store, fake_redis, keyspace, ids: list[int]) -> None:
-    state = store.begin_fold(TENANT, "s1", lock_token="tok", lock_seconds=30)
+    fold_store = FoldingStore(fake_redis, keyspace)
+    state = fold_store.begin_fold(TENANT, "s1", lock_token="tok", lock_seconds=30)
     assert state is not None and state.gen is not None
     commit = FoldCommit(state.gen, state.watermark, 0, "S", 0, ids, archive=True)
     assert (
-        store.finish_fold(TENANT, "s1", commit, lock_token="tok", window_size=1000, window_tokens=None).status
+        fold_store.finish_fold(
+            TENANT, "s1", commit, lock_token="tok", window_size=1000, window_tokens=None
+        ).status
         == "ok"
     )
 

@@ -12,8 +12,9 @@ import pytest
 from redis.cluster import RedisCluster
 
 from app.domain.errors import RateLimited, StoreUnavailable
+from app.domain.folding.scripts import FoldCommit
+from app.domain.folding.store import FoldingStore
 from app.domain.memory import store as store_module
-from app.domain.memory.scripts import FoldCommit
 from app.domain.memory.store import IDEMPOTENCY_SECONDS, SessionStore
 from app.domain.ratelimit.charge import LimitHit, RateCharge
 from app.domain.ratelimit.riding import charge_in_store
@@ -42,7 +43,8 @@ def read_json(store, session_id: str = "s1", *, limit: int = 100, tenant_id: str
 
 def ids(store, session_id: str = "s1", tenant_id: str = TENANT) -> list[int]:
     """The window's ids, oldest first."""
-    return [m["id"] for m in store.fold_state(tenant_id, session_id).messages]
+    view = store.read(tenant_id, session_id, limit=100_000)
+    return [orjson.loads(raw)["id"] for raw in reversed(view.messages_json)]
 
 
 def listed(store, tenant_id: str = TENANT, *, ttl_seconds: int = 0) -> list[str]:
@@ -117,12 +119,12 @@ def test_tricky_content_survives_the_append_script(store, content):
     assert stored["role"] == "Human" and stored["token_count"] == 10
 
 
-def test_an_empty_append_creates_the_session_without_messages(store, keyspace, fake_redis):
+def test_an_empty_append_creates_the_session_without_messages(fold_store, store, keyspace, fake_redis):
     result = store.append(TENANT, "s1", [])
     assert result.ids == [] and result.created
     assert (result.window_length, result.window_tokens) == (0, 0)
     assert listed(store) == ["s1"]
-    assert store.fold_state(TENANT, "s1").gen is not None
+    assert fold_store.fold_state(TENANT, "s1").gen is not None
     assert usage_field(fake_redis, keyspace, "messages") == 0
     assert store.append(TENANT, "s1", messages("a")).ids == [1]
 
@@ -173,12 +175,12 @@ def test_an_empty_context_clears_the_summary(store):
     assert store.read(TENANT, "s1", limit=10).context is None
 
 
-def test_context_can_seed_a_new_session_before_any_message(store):
+def test_context_can_seed_a_new_session_before_any_message(fold_store, store):
     result = store.append(TENANT, "s1", [], context="seeded")
     assert result.created
     view = store.read(TENANT, "s1", limit=10)
     assert (view.context, view.messages_json, view.window_length) == ("seeded", [], 0)
-    assert store.fold_state(TENANT, "s1").summary == "seeded"
+    assert fold_store.fold_state(TENANT, "s1").summary == "seeded"
 
 
 # --- read ----------------------------------------------------------------------------------------
@@ -248,11 +250,11 @@ def test_get_message_matches_the_whole_id(store):
     assert raw is not None and orjson.loads(raw)["content"] == "m12"
 
 
-def test_delete_message_removes_only_that_message_and_its_tokens(store):
+def test_delete_message_removes_only_that_message_and_its_tokens(fold_store, store):
     store.append(TENANT, "s1", [message("a", tokens=3), message("b", tokens=4), message("c", tokens=5)])
     assert store.delete_message(TENANT, "s1", 2) is True
     assert ids(store) == [1, 3]
-    assert store.window_stats(TENANT, "s1") == (2, 8)
+    assert fold_store.window_stats(TENANT, "s1") == (2, 8)
     assert store.get_message(TENANT, "s1", 2) is None
 
 
@@ -303,12 +305,12 @@ def test_deleting_an_unknown_session_is_a_no_op(store):
     assert listed(store) == ["s1"]
 
 
-def test_a_recreated_session_starts_over_with_a_new_generation(store):
+def test_a_recreated_session_starts_over_with_a_new_generation(fold_store, store):
     store.append(TENANT, "s1", messages("a", "b"), context="old summary")
-    old_gen = store.fold_state(TENANT, "s1").gen
+    old_gen = fold_store.fold_state(TENANT, "s1").gen
     store.delete_session(TENANT, "s1")
     result = store.append(TENANT, "s1", messages("c"))
-    state = store.fold_state(TENANT, "s1")
+    state = fold_store.fold_state(TENANT, "s1")
     assert result.created and result.ids == [1]
     assert state.gen is not None and state.gen != old_gen
     assert state.summary is None and state.watermark == 0
@@ -596,62 +598,25 @@ def fold(
     archive=False,
 ):
     """Begin a fold and commit ``folded`` (10 tokens each) from the state it read."""
-    state = store.begin_fold(TENANT, "s1", lock_token="tok", lock_seconds=30)
+    fold_store = FoldingStore(fake_redis, keyspace)
+    state = fold_store.begin_fold(TENANT, "s1", lock_token="tok", lock_seconds=30)
     assert state is not None and state.gen is not None
     commit = FoldCommit(
         state.gen, state.watermark, tokens, summary, 10 * len(folded), folded, archive=archive
     )
-    return store.finish_fold(
+    return fold_store.finish_fold(
         TENANT, "s1", commit, lock_token="tok", window_size=1000, window_tokens=None
     ).status
 
 
-def test_fold_state_is_the_whole_window_oldest_first_with_summary_and_watermark(store):
-    store.append(TENANT, "s1", messages("a", "b", "c"), context="sum")
-    state = store.fold_state(TENANT, "s1")
-    assert [(m["id"], m["content"], m["token_count"]) for m in state.messages] == [
-        (1, "a", 10),
-        (2, "b", 10),
-        (3, "c", 10),
-    ]
-    assert state.summary == "sum" and state.watermark == 0 and state.gen
-
-
-def test_begin_fold_takes_the_lock_and_reads_the_same_state_as_fold_state(store, fake_redis, keyspace):
-    store.append(TENANT, "s1", messages("a", "b", "c"), context="sum")
-    state = store.begin_fold(TENANT, "s1", lock_token="mine", lock_seconds=30)
-    assert state == store.fold_state(TENANT, "s1")
-    lock = keyspace.session(TENANT, "s1").lock
-    assert fake_redis.get(lock) == b"mine"
-    assert 29_000 < fake_redis.pttl(lock) <= 30_000
-
-
-def test_begin_fold_while_another_holds_the_lock_reads_nothing(store, fake_redis, keyspace):
-    store.append(TENANT, "s1", messages("a"))
-    assert store.begin_fold(TENANT, "s1", lock_token="first", lock_seconds=30) is not None
-    assert store.begin_fold(TENANT, "s1", lock_token="second", lock_seconds=30) is None
-    assert fake_redis.get(keyspace.session(TENANT, "s1").lock) == b"first"
-
-
-def test_begin_fold_of_an_unknown_session_keeps_no_lock(store, fake_redis, keyspace):
-    state = store.begin_fold(TENANT, "ghost", lock_token="mine", lock_seconds=30)
-    assert state is not None and state.gen is None
-    assert not fake_redis.exists(keyspace.session(TENANT, "ghost").lock)
-
-
-def test_fold_state_of_an_unknown_session_has_no_generation(store):
-    state = store.fold_state(TENANT, "ghost")
-    assert (state.gen, state.messages, state.summary, state.watermark) == (None, [], None, 0)
-
-
-def test_a_committed_fold_shows_in_reads_and_window_stats(store, fake_redis, keyspace):
+def test_a_committed_fold_shows_in_reads_and_window_stats(fold_store, store, fake_redis, keyspace):
     store.append(TENANT, "s1", messages("a", "b", "c", "d"))
     assert fold(store, fake_redis, keyspace, [1, 2], summary="a and b", tokens=42) == "ok"
     view = store.read(TENANT, "s1", limit=10)
     assert [orjson.loads(raw)["id"] for raw in view.messages_json] == [4, 3]
     assert (view.context, view.tokens, view.window_length) == ("a and b", 42, 2)
-    assert store.window_stats(TENANT, "s1") == (2, 20)
-    assert store.fold_state(TENANT, "s1").watermark == 2
+    assert fold_store.window_stats(TENANT, "s1") == (2, 20)
+    assert fold_store.fold_state(TENANT, "s1").watermark == 2
 
 
 def test_appends_after_a_fold_continue_the_numbering(store, fake_redis, keyspace):
@@ -659,47 +624,6 @@ def test_appends_after_a_fold_continue_the_numbering(store, fake_redis, keyspace
     assert fold(store, fake_redis, keyspace, [1, 2]) == "ok"
     assert store.append(TENANT, "s1", messages("d")).ids == [4]
     assert ids(store) == [3, 4]
-
-
-def test_a_fold_is_refused_when_the_session_was_recreated_meanwhile(store, fake_redis, keyspace):
-    store.append(TENANT, "s1", messages("a", "b", "c"))
-    stale = store.fold_state(TENANT, "s1")
-    store.delete_session(TENANT, "s1")
-    store.append(TENANT, "s1", messages("x", "y", "z"))
-    fake_redis.set(keyspace.session(TENANT, "s1").lock, "tok")
-    commit = FoldCommit(stale.gen, 0, 5, "stale summary", 20, [1, 2], archive=False)
-    assert (
-        store.finish_fold(TENANT, "s1", commit, lock_token="tok", window_size=1000, window_tokens=None).status
-        == "gone"
-    )
-    assert ids(store) == [1, 2, 3] and store.fold_state(TENANT, "s1").summary is None
-
-
-def test_a_fold_is_refused_when_another_fold_committed_first(store, fake_redis, keyspace):
-    store.append(TENANT, "s1", messages("a", "b", "c", "d"))
-    seen = store.fold_state(TENANT, "s1")
-    assert fold(store, fake_redis, keyspace, [1]) == "ok"
-    fake_redis.set(keyspace.session(TENANT, "s1").lock, "late")
-    late = FoldCommit(seen.gen, seen.watermark, 5, "late", 10, [2], archive=False)
-    assert (
-        store.finish_fold(TENANT, "s1", late, lock_token="late", window_size=1000, window_tokens=None).status
-        == "moved"
-    )
-    assert store.fold_state(TENANT, "s1").summary == "S"
-
-
-def test_window_stats_of_an_unknown_session_are_zero(store):
-    assert store.window_stats(TENANT, "ghost") == (0, 0)
-
-
-def test_tokens_of_a_refused_fold_count_only_for_the_generation_that_spent_them(store):
-    store.append(TENANT, "s1", messages("a", "b"))
-    state = store.begin_fold(TENANT, "s1", lock_token="tok", lock_seconds=30)
-    assert state is not None and state.gen is not None
-    for gen, tokens in ((state.gen, 10), ("stale", 1000)):
-        refused = FoldCommit(gen, state.watermark + 1, tokens, "S", 10, [1], archive=False)
-        store.finish_fold(TENANT, "s1", refused, lock_token="tok", window_size=1000, window_tokens=None)
-    assert store.read(TENANT, "s1", limit=1).tokens == 10
 
 
 # --- the archive (long-term memory) and the history ---------------------------------------------
@@ -719,12 +643,14 @@ def history_ids(store, *, before: int | None = None, limit: int = 100) -> tuple[
     return [orjson.loads(raw)["id"] for raw in page.messages_json], page.next_before
 
 
-def test_a_fold_with_the_archive_keeps_the_folded_messages_out_of_the_window(store, fake_redis, keyspace):
+def test_a_fold_with_the_archive_keeps_the_folded_messages_out_of_the_window(
+    fold_store, store, fake_redis, keyspace
+):
     store.append(TENANT, "s1", messages("a", "b", "c", "d"))
     assert fold(store, fake_redis, keyspace, [1, 2], archive=True) == "ok"
     assert archived_ids(fake_redis, keyspace) == [1, 2]
     assert ids(store) == [3, 4]
-    assert store.window_stats(TENANT, "s1") == (2, 20)
+    assert fold_store.window_stats(TENANT, "s1") == (2, 20)
     assert store.read(TENANT, "s1", limit=10).window_length == 2
 
 
@@ -744,14 +670,16 @@ def test_an_archived_message_can_still_be_got_in_the_api_form(store, fake_redis,
     assert raw.startswith(b'{"id":1,"role":"Human","content":')
 
 
-def test_an_archived_message_can_be_deleted_without_touching_the_windows_tokens(store, fake_redis, keyspace):
+def test_an_archived_message_can_be_deleted_without_touching_the_windows_tokens(
+    fold_store, store, fake_redis, keyspace
+):
     store.append(TENANT, "s1", messages("a", "b", "c"))
     fold(store, fake_redis, keyspace, [1, 2], archive=True)
     assert store.delete_message(TENANT, "s1", 1) is True
     assert store.get_message(TENANT, "s1", 1) is None
     assert store.delete_message(TENANT, "s1", 1) is False
     assert archived_ids(fake_redis, keyspace) == [2]
-    assert store.window_stats(TENANT, "s1") == (1, 10)
+    assert fold_store.window_stats(TENANT, "s1") == (1, 10)
 
 
 def test_the_archive_shares_the_sessions_ttl(store, fake_redis, keyspace):
@@ -1007,8 +935,6 @@ def test_every_store_operation_raises_store_unavailable_when_redis_is_down(keysp
         lambda: store.delete_session(TENANT, "s1"),
         lambda: store.list_sessions(TENANT, offset=0, count=10),
         lambda: store.count_sessions(TENANT),
-        lambda: store.fold_state(TENANT, "s1"),
-        lambda: store.window_stats(TENANT, "s1"),
         lambda: store.erase_tenant_data(TENANT),
         lambda: store.ping(),
     ]

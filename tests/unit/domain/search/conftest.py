@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from app.domain.memory.scripts import FoldCommit
+from app.domain.folding.scripts import FoldCommit
 from app.domain.memory.store import SessionStore
 from app.domain.memory.stored_format import NewMessage
 from app.domain.scheduling.outcome import JobTiming
@@ -158,16 +158,16 @@ def seed(sessions) -> Callable[..., list[int]]:
 
 
 @pytest.fixture
-def archive(fake_redis, keyspace, sessions) -> Callable[..., None]:
+def archive(fold_store, fake_redis, keyspace, sessions) -> Callable[..., None]:
     """Fold the ``count`` oldest window messages of a session into its archive (what a
     fold does with long-term memory on)."""
 
     def archive(session_id: str, count: int, *, tenant_id: str = TENANT) -> None:
-        state = sessions.begin_fold(tenant_id, session_id, lock_token="fold-token", lock_seconds=30)
+        state = fold_store.begin_fold(tenant_id, session_id, lock_token="fold-token", lock_seconds=30)
         assert state is not None and state.gen is not None
         folded = [m["id"] for m in state.messages[:count]]
         commit = FoldCommit(state.gen, state.watermark, 0, "summary", 10 * count, folded, archive=True)
-        finished = sessions.finish_fold(
+        finished = fold_store.finish_fold(
             tenant_id, session_id, commit, lock_token="fold-token", window_size=1000, window_tokens=None
         )
         assert finished.status == "ok"

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from app.domain.errors import EmbeddingsUnavailable, InvalidRequest
-from app.domain.memory.scripts import FoldCommit
+from app.domain.folding.scripts import FoldCommit
 from app.domain.memory.stored_format import NewMessage
 from app.domain.scheduling.outcome import Outcome
 from app.domain.search.embedder import EmbeddingError
@@ -152,17 +152,17 @@ def test_a_deleted_message_is_no_longer_found(keyword_service, principal, seed, 
 
 
 def test_indexed_messages_gone_from_the_session_are_skipped_and_the_next_best_fill_k(
-    keyword_service, principal, seed, sessions, fake_redis, keyspace, index
+    fold_store, keyword_service, principal, seed, sessions, fake_redis, keyspace, index
 ):
     # A fold without the archive (long-term memory switched off meanwhile) drops messages
     # without unindexing them.
     seed("s1", "kiwi", "kiwi pear plum", "kiwi fig lime lemon")
     index("s1")
-    state = sessions.begin_fold(TENANT, "s1", lock_token="t", lock_seconds=30)
+    state = fold_store.begin_fold(TENANT, "s1", lock_token="t", lock_seconds=30)
     assert state is not None and state.gen is not None
     commit = FoldCommit(state.gen, 0, 0, "s", 10, [1], archive=False)
     assert (
-        sessions.finish_fold(
+        fold_store.finish_fold(
             TENANT, "s1", commit, lock_token="t", window_size=1000, window_tokens=None
         ).status
         == "ok"

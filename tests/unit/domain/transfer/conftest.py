@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from app.domain.memory.scripts import FoldCommit
+from app.domain.folding.scripts import FoldCommit
 from app.domain.memory.store import SessionStore
 from app.domain.memory.stored_format import NewMessage
 from app.domain.tenancy.authentication import Principal
@@ -50,7 +50,7 @@ def principal(make_principal) -> Principal:
 
 
 @pytest.fixture
-def write_session(sessions, fake_redis, keyspace) -> Callable[..., None]:
+def write_session(fold_store, sessions, fake_redis, keyspace) -> Callable[..., None]:
     """``write_session(session_id, contents, folded=n)``: append ``contents`` (Human/AI
     alternating, 5 tokens each), then fold the oldest ``folded`` of them into the archive
     as a fold commits."""
@@ -70,9 +70,9 @@ def write_session(sessions, fake_redis, keyspace) -> Callable[..., None]:
         sessions.append(tenant_id, session_id, messages)
         if not folded:
             return
-        state = sessions.begin_fold(tenant_id, session_id, lock_token="token", lock_seconds=30)
+        state = fold_store.begin_fold(tenant_id, session_id, lock_token="token", lock_seconds=30)
         assert state is not None
-        finished = sessions.finish_fold(
+        finished = fold_store.finish_fold(
             tenant_id,
             session_id,
             FoldCommit(

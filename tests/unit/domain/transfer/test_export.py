@@ -46,18 +46,18 @@ def test_pages_of_any_size_give_the_same_lines(transfer_store, write_session, pa
 
 
 def test_a_fold_between_two_pages_neither_hides_nor_repeats_a_message(
-    transfer_store, sessions, write_session, fake_redis, keyspace
+    fold_store, transfer_store, sessions, write_session, fake_redis, keyspace
 ):
     write_session("s1", [f"m{i}" for i in range(1, 9)], folded=2)
     lines = Exporter(transfer_store, page=2).session(TENANT, "s1")
     head = [next(lines), next(lines), next(lines)]  # the session line, messages 1 and 2
     # A fold moves 3, 4, 5 from the window to the archive before the next page.
-    from app.domain.memory.scripts import FoldCommit
+    from app.domain.folding.scripts import FoldCommit
 
-    state = sessions.begin_fold(TENANT, "s1", lock_token="t", lock_seconds=30)
+    state = fold_store.begin_fold(TENANT, "s1", lock_token="t", lock_seconds=30)
     assert state is not None and state.gen is not None
     commit = FoldCommit(state.gen, state.watermark, 0, "newer", 15, [3, 4, 5], archive=True)
-    finished = sessions.finish_fold(
+    finished = fold_store.finish_fold(
         TENANT, "s1", commit, lock_token="t", window_size=1000, window_tokens=None
     )
     assert finished.status == "ok"

@@ -33,8 +33,8 @@ def keys_left(fake_redis) -> list[bytes]:
     return sorted(k for k in fake_redis.keys("*") if not k.startswith(b"rc:tenant"))
 
 
-def window_ids(sessions, session_id: str = "s1") -> list[int]:
-    return [m["id"] for m in sessions.fold_state(TENANT, session_id).messages]
+def window_ids(fold_store, session_id: str = "s1") -> list[int]:
+    return [m["id"] for m in fold_store.fold_state(TENANT, session_id).messages]
 
 
 def archive_ids(fake_redis, keyspace, session_id: str = "s1") -> list[int]:
@@ -92,36 +92,36 @@ def test_the_session_line_id_is_ignored_the_callers_wins(transfer, principal):
 
 
 def test_summarized_messages_go_to_the_archive_the_rest_to_the_window(
-    transfer, sessions, principal, fake_redis, keyspace
+    fold_store, transfer, sessions, principal, fake_redis, keyspace
 ):
     body = ndjson(session(summarized_through=3), *(message(f"m{i}") for i in range(1, 7)))
     result = transfer.import_session(principal, "s1", body)
-    assert archive_ids(fake_redis, keyspace) == [1, 2, 3] and window_ids(sessions) == [4, 5, 6]
+    assert archive_ids(fake_redis, keyspace) == [1, 2, 3] and window_ids(fold_store) == [4, 5, 6]
     meta = fake_redis.hgetall(keyspace.session(TENANT, "s1").meta)
     assert meta[b"wm"] == b"3" and meta[b"next"] == b"6"
-    assert int(meta[b"wt"]) == sum(m["token_count"] for m in sessions.fold_state(TENANT, "s1").messages)
+    assert int(meta[b"wt"]) == sum(m["token_count"] for m in fold_store.fold_state(TENANT, "s1").messages)
     assert result.fold_due is False
 
 
 def test_without_long_term_memory_summarized_messages_are_dropped(
-    transfer, sessions, make_principal, fake_redis, keyspace
+    fold_store, transfer, sessions, make_principal, fake_redis, keyspace
 ):
     principal = make_principal(long_term_memory=False)
     body = ndjson(session(summarized_through=3), *(message(f"m{i}") for i in range(1, 7)))
     result = transfer.import_session(principal, "s1", body)
     assert (result.window, result.archived, result.dropped) == (3, 0, 3)
-    assert archive_ids(fake_redis, keyspace) == [] and window_ids(sessions) == [4, 5, 6]
+    assert archive_ids(fake_redis, keyspace) == [] and window_ids(fold_store) == [4, 5, 6]
     assert fake_redis.zscore(keyspace.index_due, keyspace.due_member(TENANT, "s1")) is None
 
 
 def test_a_window_over_the_policy_is_marked_for_a_fold(
-    transfer, sessions, make_principal, fake_redis, keyspace
+    fold_store, transfer, sessions, make_principal, fake_redis, keyspace
 ):
     principal = make_principal(window_size=4)
     result = transfer.import_session(
         principal, "s1", ndjson(session(), *(message(f"m{i}") for i in range(6)))
     )
-    assert result.fold_due and window_ids(sessions) == [1, 2, 3, 4, 5, 6]
+    assert result.fold_due and window_ids(fold_store) == [1, 2, 3, 4, 5, 6]
     assert fake_redis.zscore(keyspace.due, keyspace.due_member(TENANT, "s1")) is not None
     transfer.import_session(principal, "s2", ndjson(session(), *(message(f"m{i}") for i in range(4))))
     assert fake_redis.zscore(keyspace.due, keyspace.due_member(TENANT, "s2")) is None
@@ -135,7 +135,7 @@ def test_a_window_over_the_token_budget_is_marked_for_a_fold(transfer, make_prin
 
 
 def test_unsummarized_messages_beyond_the_bound_go_to_the_archive_as_they_are(
-    transfer, sessions, make_principal, fake_redis, keyspace
+    fold_store, transfer, sessions, make_principal, fake_redis, keyspace
 ):
     principal = make_principal(window_size=2)
     bound = 2 * WINDOW_FACTOR
@@ -143,7 +143,7 @@ def test_unsummarized_messages_beyond_the_bound_go_to_the_archive_as_they_are(
     result = transfer.import_session(principal, "s1", body)
     # 3..13 are unsummarized: the newest 8 stay in the window, 3, 4 and 5 join 1 and 2.
     assert archive_ids(fake_redis, keyspace) == [1, 2, 3, 4, 5]
-    assert window_ids(sessions) == list(range(6, bound + 6))
+    assert window_ids(fold_store) == list(range(6, bound + 6))
     assert (result.window, result.archived) == (bound, 5) and result.fold_due
     assert fake_redis.hget(keyspace.session(TENANT, "s1").meta, "wm") == b"5"
 
@@ -210,7 +210,7 @@ def test_an_existing_session_is_a_conflict_and_untouched(
 
 
 def test_a_session_created_while_importing_wins_and_the_staging_is_dropped(
-    transfer, sessions, principal, fake_redis
+    fold_store, transfer, sessions, principal, fake_redis
 ):
     def body():
         yield from ndjson(session(), message("imported"))
@@ -218,7 +218,7 @@ def test_a_session_created_while_importing_wins_and_the_staging_is_dropped(
 
     with pytest.raises(Conflict):
         transfer.import_session(principal, "s1", body())
-    assert [m["content"] for m in sessions.fold_state(TENANT, "s1").messages] == ["posted"]
+    assert [m["content"] for m in fold_store.fold_state(TENANT, "s1").messages] == ["posted"]
     assert [k for k in fake_redis.keys("*") if b":imp:" in k] == []
 
 
@@ -281,7 +281,9 @@ def tenant_file(*sessions_: tuple[str, list[str]]) -> list[bytes]:
     return lines
 
 
-def test_a_tenant_file_imports_every_session_and_skips_existing_ones(transfer, sessions, principal):
+def test_a_tenant_file_imports_every_session_and_skips_existing_ones(
+    fold_store, transfer, sessions, principal
+):
     body = tenant_file(("a", ["1", "2"]), ("b", []), ("c", ["3"]))
     sessions.append(TENANT, "b", [NewMessage("Human", "mine", None, 1)])
     assert transfer.check_file(principal, body) == 3
@@ -290,7 +292,7 @@ def test_a_tenant_file_imports_every_session_and_skips_existing_ones(transfer, s
     assert seen == ["a", "b", "c"]
     assert report["imported"]["sessions"] == 2 and report["imported"]["messages"] == 3
     assert report["skipped"] == {"count": 1, "reason": "exists", "first": ["b"]}
-    assert [m["content"] for m in sessions.fold_state(TENANT, "b").messages] == ["mine"]
+    assert [m["content"] for m in fold_store.fold_state(TENANT, "b").messages] == ["mine"]
     again = transfer.import_file(principal, body).to_dict()
     assert again["imported"]["sessions"] == 0 and again["skipped"]["count"] == 3
 
@@ -310,11 +312,11 @@ def test_a_tenant_file_needs_session_ids_and_valid_ones(transfer, principal):
         transfer.check_file(principal, ndjson(session(session_id="a\x01"), message("a")))
 
 
-def test_a_one_session_file_can_be_imported_under_another_id(transfer, sessions, principal):
+def test_a_one_session_file_can_be_imported_under_another_id(fold_store, transfer, sessions, principal):
     body = tenant_file(("a", ["1"]))
     assert transfer.check_file(principal, body, session_id="renamed") == 1
     transfer.import_file(principal, body, session_id="renamed")
-    assert [m["content"] for m in sessions.fold_state(TENANT, "renamed").messages] == ["1"]
+    assert [m["content"] for m in fold_store.fold_state(TENANT, "renamed").messages] == ["1"]
     with pytest.raises(InvalidField, match="line 3: a second session"):
         transfer.check_file(principal, tenant_file(("a", ["1"]), ("b", [])), session_id="renamed")
 
