@@ -1,3 +1,3 @@
-"""Summarization off the request path, exactly once across processes: the schedule (due
-set, claims, sweeper, pool: ``runner``, ``claims``, ``store``), one fold (lock → plan →
-summarize → commit: ``fold``) and the summarizers."""
+"""Summarization, one fold of one session at a time (run by ``scheduling``'s runner): the fold
+itself (lock and read → plan → summarize → commit: ``fold``), its Redis commands (``store``
+and its scripts) and the summarizers (``summarizer``, ``openai_completion``, ``extractive``)."""
