@@ -108,7 +108,7 @@ def _configure_logging(settings: Settings) -> None:
 
 def _start_background_work() -> None:
     """Start this process's fold and index pools on its first request (after any fork);
-    gunicorn's ``post_fork`` hook starts it earlier in production."""
+    gunicorn's ``post_worker_init`` hook starts it earlier in production."""
     current_app.extensions["recollect"].start_background_work()
 
 

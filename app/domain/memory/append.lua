@@ -1,5 +1,5 @@
 -- Append messages to a session's window (and optionally replace its summary), atomically.
--- Needs charge_limits (ratelimit/charge_limits.lua) and claim_fold (folding/claim_fold.lua).
+-- Needs charge_limits (ratelimit/charge_limits.lua) and claim_fold (scheduling/claim_fold.lua).
 --
 -- KEYS: window, meta, idempotency, then the keys that share the session's TTL (archive,
 --       postings, documents, vectors); on a single node also the tenant's session index,

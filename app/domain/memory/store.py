@@ -1,12 +1,15 @@
 """The session store: every Redis command on session data.
 
-A session is four keys in one hash tag (``keyspace``): the window ``:w`` (a list, oldest
+A session's keys share one hash tag (``keyspace``): the window ``:w`` (a list, oldest
 first, of the messages not yet folded; ``stored_format``), the meta hash ``:m`` (``next``
 last id given; ``gen``, a nonce set when the session is created, so a fold that started
 before a DELETE never writes into the session a later POST recreates; ``sum`` summary;
 ``tok`` LLM tokens spent; ``wm`` watermark, the last folded id; ``folded``; ``wt`` tokens
 in the window; ``crt``/``upd``), the idempotency hash ``:i`` (key digest →
-``<ms>:<first id>:<last id>``) and the fold lock ``:l`` (``folding.store``).
+``<ms>:<first id>:<last id>:<body digest>``), the fold lock ``:l`` (``folding.store``), and
+with long-term memory the archive ``:a`` (filled by folds, read here for history) and the
+search keys (``search.store``), which appends keep alive with the session's TTL and a
+DELETE erases with it.
 
 Writes that must be atomic are Lua scripts (``scripts``) that on Redis Cluster touch only
 the session's slot. On a single node the append script also does the tenant-wide
