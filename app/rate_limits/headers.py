@@ -3,9 +3,9 @@ a refusal announces in ``Retry-After``.
 
 flask-limiter's own header hook does the same, but on every answer it also parses and
 rewrites ``Retry-After``, which only a 429 or a 503 should carry: a tenth of a GET's CPU
-went to headers. Its hook is switched off
-(``headers_enabled=False``) and this one reads the same ``current_limit``, whether
-flask-limiter or the store (``in_store``) counted the request.
+went to headers. Its hook is switched off (``headers_enabled=False``) and this one reads the
+same ``current_limit``, whether flask-limiter or the store (``in_store``) counted the
+request.
 """
 
 from __future__ import annotations
